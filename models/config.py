@@ -1,0 +1,204 @@
+"""Typed run configuration, saved as JSON beside the weights (in the run file).
+
+Three parts: the model (architecture and likelihood), the objective (beta, warm-up, free bits)
+and the optimisation/data settings. Each is a dataclass with ``Literal`` choices and
+``to_dict``/``from_dict``; ``RunConfig.to_json``/``from_json`` round-trip the lot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Arch = Literal["mlp", "conv"]
+Likelihood = Literal["bernoulli", "gaussian"]
+Binarize = Literal["dynamic", "threshold"]
+
+CONV_SIZES = (28, 32, 64)
+
+
+from .errors import ConfigError  # noqa: E402  (re-exported: models.config.ConfigError)
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, not {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    """The VAE: encoder q(z|x) diagonal Gaussian, prior N(0, I), decoder p(x|z).
+
+    ``data_shape`` is one sample's shape: ``(D,)`` for flat data or ``(C, H, W)`` for images.
+    ``hidden`` are the MLP's hidden widths (encoder order; the decoder mirrors them) or, for the
+    convolutional model, the channels of each stride-2 stage followed by the fully connected width.
+    ``obs_std`` fixes the Gaussian likelihood's standard deviation; ``None`` learns it (one
+    shared scalar, as in sigma-VAE, Rybkin et al. 2021).
+    """
+
+    arch: Arch = "mlp"
+    data_shape: tuple[int, ...] = (1, 28, 28)
+    latent_dim: int = 10
+    hidden: tuple[int, ...] = (512, 256)
+    likelihood: Likelihood = "bernoulli"
+    obs_std: float | None = None
+
+    def __post_init__(self) -> None:
+        self.data_shape = tuple(int(s) for s in self.data_shape)
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.validate()
+
+    @property
+    def data_dim(self) -> int:
+        n = 1
+        for s in self.data_shape:
+            n *= s
+        return n
+
+    def validate(self) -> None:
+        _check_choice("arch", self.arch, ("mlp", "conv"))
+        _check_choice("likelihood", self.likelihood, ("bernoulli", "gaussian"))
+        if self.latent_dim < 1:
+            raise ConfigError(f"latent_dim must be at least 1, not {self.latent_dim}")
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden widths must be positive, not {self.hidden}")
+        if any(s < 1 for s in self.data_shape) or not self.data_shape:
+            raise ConfigError(f"data_shape must be positive, not {self.data_shape}")
+        if self.obs_std is not None and not self.obs_std > 0:
+            raise ConfigError(f"obs_std must be positive, not {self.obs_std}")
+        if self.arch == "conv":
+            if len(self.data_shape) != 3:
+                raise ConfigError(
+                    f"the conv architecture needs images (C, H, W); data shape is {self.data_shape}"
+                )
+            c, h, w = self.data_shape
+            if c not in (1, 3) or h != w or h not in CONV_SIZES:
+                raise ConfigError(
+                    "the conv architecture takes square images of 28, 32 or 64 pixels with 1 or 3 "
+                    f"channels; data shape is {self.data_shape}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["data_shape"] = list(self.data_shape)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        return cls(**_known(cls, d))
+
+
+@dataclass
+class ObjectiveConfig:
+    """What is trained on. The ELBO reported is always the true bound, whatever these are.
+
+    ``beta`` weights the KL; ``warmup_steps`` anneals that weight linearly from 0 to ``beta``;
+    ``free_bits`` is the per-dimension KL floor lambda (nats) of Kingma et al. (2016), applied to
+    the minibatch-mean KL of each dimension.
+    """
+
+    beta: float = 1.0
+    warmup_steps: int = 0
+    free_bits: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.beta >= 0:
+            raise ConfigError(f"beta must be non-negative, not {self.beta}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be non-negative, not {self.warmup_steps}")
+        if not self.free_bits >= 0:
+            raise ConfigError(f"free_bits must be non-negative, not {self.free_bits}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ObjectiveConfig":
+        return cls(**_known(cls, d))
+
+
+@dataclass
+class TrainConfig:
+    """Data and optimisation settings.
+
+    ``data`` is ``"mnist"``, ``"shapes"`` or ``"FILE.h5[:path/to/array]"``; ``labels`` an optional
+    array path in the same file. ``binarize`` applies to the Bernoulli likelihood only: "dynamic"
+    samples x ~ Bernoulli(pixel) afresh for each training batch (and once, with a fixed seed, for the
+    validation set), "threshold" uses pixel > 0.5. Either way the data are binary, so the reported
+    log-likelihood is a true log-probability.
+    """
+
+    data: str = "mnist"
+    labels: str | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    val_fraction: float = 0.1
+    binarize: Binarize = "dynamic"
+    log_every: int = 10
+    max_train_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("binarize", self.binarize, ("dynamic", "threshold"))
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, not {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, not {self.batch_size}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, not {self.lr}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
+        if self.log_every < 1:
+            raise ConfigError(f"log_every must be at least 1, not {self.log_every}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        return cls(**_known(cls, d))
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_dict(),
+            "objective": self.objective.to_dict(),
+            "train": self.train.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        return cls(
+            model=ModelConfig.from_dict(d.get("model", {})),
+            objective=ObjectiveConfig.from_dict(d.get("objective", {})),
+            train=TrainConfig.from_dict(d.get("train", {})),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"the configuration is not valid JSON: {exc}") from None
+        if not isinstance(d, dict):
+            raise ConfigError("the configuration must be a JSON object")
+        return cls.from_dict(d)
+
+
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    """Keep the keys the dataclass knows; a newer file's extra keys are ignored, not fatal."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in d.items() if k in names}

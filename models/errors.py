@@ -1,0 +1,33 @@
+"""The errors a user can cause. Each carries one readable line: what file, what is wrong.
+
+The CLI turns any of them into exit status 2 and that one line on stderr; the GUI shows it in a
+dialog. Anything else is a bug and keeps its traceback.
+"""
+
+
+class LatentExplorerError(Exception):
+    """Base of the errors caused by input (files, data, settings), not by a bug."""
+
+
+class ConfigError(LatentExplorerError, ValueError):
+    """A configuration value is out of range or inconsistent."""
+
+
+class DataError(LatentExplorerError, ValueError):
+    """A data set cannot be used: not HDF5, truncated, no such array, NaN values, ..."""
+
+
+class RunFileError(LatentExplorerError, ValueError):
+    """A run file cannot be read or written: not a run file, wrong version, exists already, ..."""
+
+
+class TrainingError(LatentExplorerError, RuntimeError):
+    """A run could not go on: the loss became non-finite, the data do not suit the model, ..."""
+
+
+class ExportError(LatentExplorerError, RuntimeError):
+    """An ONNX export failed or did not verify; no file was left behind."""
+
+
+class ModelFileError(LatentExplorerError, ValueError):
+    """An ONNX model file cannot be used: not ONNX, truncated, wrong input, latent size mismatch."""
