@@ -2,7 +2,8 @@
 
 Interpolation (linear and spherical), paths through several anchors, principal components,
 projections of latent vectors onto a 2-D map and back, traversal grids, KL-based orderings of
-the dimensions, and the tiling of decoded samples into display images.
+the dimensions, and the tiling of decoded images (``OnnxDecoder.decode_uint8``'s display layout,
+[N, H, W] or [N, H, W, 3]) into one strip or grid.
 
 A *projection* maps latent vectors ``z`` [N, d] to map positions [N, 2]. Its inverse is not
 unique when d > 2, so ``unproject(xy, base)`` returns the latent vector that lies at ``xy`` on the
@@ -241,48 +242,6 @@ def traversal_latents(base: np.ndarray, dims: Sequence[int], values: np.ndarray)
 
 
 # --------------------------------------------------------------------------- display images
-def image_layout(shape: Sequence[int]) -> tuple[int, int, int]:
-    """How one decoded sample of ``shape`` is drawn: ``(height, width, channels)``.
-
-    (1, H, W) and (H, W) are grey; (3, H, W) and (H, W, 3) are colour; a flat (D,) is a square
-    grey image when D is a square (784 -> 28 x 28), a square colour image when D = 3 s^2, and a
-    one-pixel-high strip otherwise.
-    """
-    shape = tuple(int(s) for s in shape)
-    if len(shape) == 3 and shape[0] in (1, 3):
-        return shape[1], shape[2], shape[0]
-    if len(shape) == 3 and shape[2] in (1, 3):
-        return shape[0], shape[1], shape[2]
-    if len(shape) == 2:
-        return shape[0], shape[1], 1
-    n = int(np.prod(shape))
-    side = int(round(np.sqrt(n)))
-    if side * side == n:
-        return side, side, 1
-    side = int(round(np.sqrt(n / 3)))
-    if 3 * side * side == n:
-        return side, side, 3
-    return 1, n, 1
-
-
-def to_display(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Decoded samples [N, *shape] -> images [N, H, W] (grey) or [N, H, W, 3] (colour).
-
-    The dtype is kept (uint8 stays uint8). Channel-first colour is moved to channel-last.
-    """
-    x = np.asarray(x)
-    h, w, c = image_layout(shape)
-    shape = tuple(int(s) for s in shape)
-    n = x.shape[0]
-    if c == 1:
-        return x.reshape(n, h, w)
-    if len(shape) == 3 and shape[0] == 3:
-        return np.ascontiguousarray(x.reshape(n, 3, h, w).transpose(0, 2, 3, 1))
-    if len(shape) == 3:
-        return x.reshape(n, h, w, 3)
-    return np.ascontiguousarray(x.reshape(n, 3, h, w).transpose(0, 2, 3, 1))
-
-
 def tile(images: np.ndarray, rows: int, cols: int, pad: int = 1, fill: int | float = 0) -> np.ndarray:
     """Tiles images [N, H, W(, 3)] into one [rows*(H+pad)-pad, cols*(W+pad)-pad(, 3)] image.
 

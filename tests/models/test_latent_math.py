@@ -152,34 +152,6 @@ def test_traversal_grid_rows_vary_one_dim_each():
         lm.prior_values(1)
 
 
-@pytest.mark.parametrize(
-    "shape,layout",
-    [
-        ((1, 28, 28), (28, 28, 1)),
-        ((3, 32, 32), (32, 32, 3)),
-        ((28, 28), (28, 28, 1)),
-        ((784,), (28, 28, 1)),
-        ((3 * 16 * 16,), (16, 16, 3)),
-        ((10,), (1, 10, 1)),
-        ((8, 8, 3), (8, 8, 3)),
-    ],
-)
-def test_image_layout(shape, layout):
-    assert lm.image_layout(shape) == layout
-    x = np.arange(2 * int(np.prod(shape))).reshape(2, *shape)
-    img = lm.to_display(x, shape)
-    h, w, c = layout
-    assert img.shape == ((2, h, w) if c == 1 else (2, h, w, 3))
-
-
-def test_to_display_moves_channels_last():
-    x = np.zeros((1, 3, 2, 2), dtype=np.uint8)
-    x[0, 0] = 10
-    x[0, 2] = 30
-    img = lm.to_display(x, (3, 2, 2))
-    np.testing.assert_array_equal(img[0, 1, 1], [10, 0, 30])
-
-
 def test_tile_places_images_row_major_with_padding():
     imgs = np.stack([np.full((2, 3), k + 1, dtype=np.uint8) for k in range(5)])
     out = lm.tile(imgs, rows=2, cols=3, pad=1, fill=0)
