@@ -723,10 +723,18 @@ def _list_arrays(f: Any) -> list[tuple[str, tuple[int, ...], Any]]:
 def _describe_arrays(arrays: list[tuple[str, tuple[int, ...], Any]]) -> str:
     if not arrays:
         return "the file holds no arrays"
-    text = ", ".join(f"{name} {'x'.join(map(str, shape)) or 'scalar'} {dtype}"
-                     for name, shape, dtype in arrays[:8])
+    text = ", ".join(
+        f"{name} {'x'.join(map(str, shape)) or 'scalar'} {_dtype_text(dtype)}"
+        for name, shape, dtype in arrays[:8]
+    )
     more = f" and {len(arrays) - 8} more" if len(arrays) > 8 else ""
     return f"arrays in the file: {text}{more}"
+
+
+def _dtype_text(dtype: Any) -> str:
+    if dtype.fields is not None:
+        return "compound"
+    return "strings" if dtype.kind in "OSU" else str(dtype)
 
 
 def _is_numeric(dtype: Any) -> bool:
@@ -785,8 +793,9 @@ def _sample_shape(shape: tuple[int, ...], path: str, name: str) -> tuple[int, ..
 
 def _stored_dtype(dtype: Any, path: str, name: str) -> np.dtype:
     if not _is_numeric(dtype):
-        kind = "compound" if dtype.fields is not None else str(dtype)
-        raise DataError(f"{path}: {name!r} holds non-numeric values ({kind}); numbers are needed")
+        raise DataError(
+            f"{path}: {name!r} holds non-numeric values ({_dtype_text(dtype)}); numbers are needed"
+        )
     return np.dtype(np.uint8) if dtype == np.uint8 else np.dtype(np.float32)
 
 
