@@ -53,6 +53,7 @@ SHAPES_SIZES = (32, 64)
 
 _SCALINGS = ("uint8/255", "none")
 _GAP_BYTES = 256 << 10  # out-of-core reads span gaps up to this size rather than start a new read
+_SPAN_BYTES = 64 << 20  # ... but one read covers at most this many bytes of the file
 _CHECK_BYTES = 16 << 20  # rows per chunk when loading or checking a file, in bytes
 
 
@@ -251,7 +252,9 @@ class Dataset:
         return raw.astype(np.float32, copy=False)
 
     def _read_from_disk(self, idx: np.ndarray) -> np.ndarray:
-        """Read sorted runs of rows; rows closer than ``_GAP_BYTES`` are read in one go."""
+        """Read sorted runs of rows; rows closer than ``_GAP_BYTES`` are read in one go, and no
+        single read spans more than ``_SPAN_BYTES`` (so a scattered selection never loads the
+        whole file at once)."""
         assert self._source is not None
         out_shape = (len(idx), *self.sample_shape)
         if len(idx) == 0:
@@ -259,7 +262,9 @@ class Dataset:
         uniq, inverse = np.unique(idx, return_inverse=True)
         row_bytes = self.sample_size * self._stored_dtype.itemsize
         max_gap = max(1, _GAP_BYTES // row_bytes)
-        breaks = np.flatnonzero(np.diff(uniq) > max_gap) + 1
+        span_rows = max(1, _SPAN_BYTES // row_bytes)
+        new_run = (np.diff(uniq) > max_gap) | (np.diff(uniq // span_rows) != 0)
+        breaks = np.flatnonzero(new_run) + 1
         got = np.empty((len(uniq), *self.sample_shape), dtype=self._stored_dtype)
         lo = 0
         for hi in [*breaks.tolist(), len(uniq)]:

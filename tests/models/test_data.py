@@ -260,6 +260,44 @@ def test_hdf5_out_of_core_matches_in_memory(tmp_path) -> None:
     clone.close()
 
 
+def test_out_of_core_reads_are_bounded_runs(tmp_path, monkeypatch) -> None:
+    x = np.random.default_rng(2).random((300, 5)).astype(np.float32)
+    path = _h5(tmp_path / "runs.h5", x=x)
+    disk = load_dataset(path, memory_limit=0)
+    spans: list[tuple[int, int]] = []
+    read = disk._source.read
+
+    def spy(start: int, stop: int) -> np.ndarray:
+        spans.append((start, stop))
+        return read(start, stop)
+
+    monkeypatch.setattr(disk._source, "read", spy)
+    monkeypatch.setattr(data, "_SPAN_BYTES", 40 * 5 * 4)  # forty rows at most per read
+    monkeypatch.setattr(data, "_GAP_BYTES", 3 * 5 * 4)  # gaps of up to three rows are read over
+    idx = np.array([0, 2, 5, 6, 120, 121, 299, 10, 10])
+    np.testing.assert_array_equal(disk.read(idx), x[idx])
+    assert spans == [(0, 7), (10, 11), (120, 122), (299, 300)]
+    spans.clear()
+    every_third = np.arange(0, 300, 3)
+    np.testing.assert_array_equal(disk.read(every_third), x[every_third])
+    assert max(stop - start for start, stop in spans) <= 40
+    assert sorted(spans) == spans and sum(stop - start for start, stop in spans) < 300
+    disk.close()
+
+
+def test_out_of_core_reads_from_several_threads(tmp_path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = np.random.default_rng(3).random((400, 6))
+    disk = load_dataset(_h5(tmp_path / "t.h5", x=x), memory_limit=0)
+    chunks = [np.arange(i, 400, 7) for i in range(7)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(disk.read, chunks * 3))
+    for idx, got in zip(chunks * 3, results):
+        np.testing.assert_array_equal(got, x[idx].astype(np.float32))
+    disk.close()
+
+
 def test_in_memory_iter_batches_covers_every_row_once() -> None:
     x = np.arange(47 * 2, dtype=np.float32).reshape(47, 2)
     ds = Dataset(x, name="toy")
