@@ -21,11 +21,17 @@ Every value is per data sample, in nats.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from .errors import TrainingError
+from .config import ModelConfig, ObjectiveConfig
+from .errors import DataError, TrainingError
+from .objectives import log_normal, log_standard_normal
+from .vae import VAE
 
 #: A dimension is active when the variance of its posterior mean over the data exceeds this
 #: (Burda et al. 2016, "Importance weighted autoencoders", section 5.2).
@@ -154,7 +160,10 @@ def latent_summary(
         float, ``I(X;Z)`` by the mixture estimator (see ``mutual_information``), ``<= log N``.
     ``marginal_kl``
         float, ``R - I(X;Z)``, the estimate of ``KL(q(z) || p(z))``; ``mutual_info +
-        marginal_kl == rate`` exactly. Small negative values are Monte Carlo noise.
+        marginal_kl == rate`` exactly. Small negative values are Monte Carlo noise; where
+        ``mutual_info`` nears ``log N`` it is a lower estimate and this an overestimate.
+    ``n_samples``
+        int, N.
 
     Collapse is judged by activity, the literature's criterion (Burda et al. 2016), not by KL:
     a dimension whose posterior mean ignores x carries no information even if its KL is large
@@ -182,4 +191,328 @@ def latent_summary(
         "collapsed_dims": collapsed,
         "mutual_info": mi,
         "marginal_kl": rate - mi,
+        "n_samples": int(mu_np.shape[0]),
     }
+
+
+# --------------------------------------------------------------------------- the verdict
+#: An ELBO gap is called large above both this many nats and this fraction of |IWAE|, and
+#: small below SMALL_GAP_NATS. (An amortised encoder on MNIST typically leaves 2-5 nats of about
+#: 90; Cremer et al. 2018, "Inference suboptimality in variational autoencoders".)
+LARGE_GAP_NATS = 2.0
+LARGE_GAP_FRACTION = 0.05
+SMALL_GAP_NATS = 0.5
+#: I(X;Z) within this many nats of log N is near the mixture estimator's ceiling.
+MI_CEILING_MARGIN = 1.0
+
+
+def verdict(
+    summary: Mapping[str, Any],
+    objective: ObjectiveConfig | None = None,
+    model_config: ModelConfig | None = None,
+) -> str:
+    """Plain words on what the latent space does, with the likely reason and a remedy.
+
+    ``summary`` is a ``latent_summary`` dict, optionally with ``elbo``, ``iwae``, ``elbo_gap`` and
+    ``iw_samples`` (as in ``Diagnosis.to_json_dict``); ``objective`` and ``model_config`` name the
+    likely cause (beta, KL warm-up, free bits, the likelihood). The cases: every dimension
+    collapsed (posterior collapse), some collapsed (normal with beta = 1 and more dimensions than
+    the data need; said so, not flagged as an error), none collapsed; then, where known, a large
+    ELBO gap and a rate that is mostly marginal KL.
+    """
+    kl = list(summary["kl_per_dim"])
+    d = len(kl)
+    active = int(summary["active_units"])
+    collapsed = list(summary["collapsed_dims"])
+    rate = float(summary["rate"])
+    mi = float(summary["mutual_info"])
+    mkl = float(summary["marginal_kl"])
+    beta = objective.beta if objective is not None else None
+    parts: list[str] = []
+
+    if active == 0:
+        parts.append(
+            f"All {d} latent dimensions collapsed (posterior collapse): rate {rate:.2f} nats, "
+            f"I(X;Z) {mi:.2f} nats, so the decoder ignores z and models x on its own."
+        )
+        parts.append(_collapse_causes(objective, model_config))
+    elif collapsed:
+        parts.append(
+            f"{len(collapsed)} of {d} dimensions collapsed ({_dims(collapsed)}), {active} active; "
+            f"rate {rate:.2f} nats, I(X;Z) {mi:.2f} nats."
+        )
+        if beta is not None and beta > 1.0:
+            parts.append(
+                f"beta = {beta:g} charges {beta:g} nats of objective for each nat of information, "
+                "which switches dimensions off; lower beta or warm the KL up if reconstructions "
+                "lack detail."
+            )
+        elif objective is not None and objective.free_bits > 0:
+            parts.append(
+                f"Free bits of {objective.free_bits:g} nats per dimension did not keep them in use; "
+                "the data probably need only the active ones."
+            )
+        else:
+            parts.append(
+                "This is normal for beta = 1 when the model has more latent dimensions than the "
+                "data need: the unused ones stay at the prior and cost nothing. Not an error; "
+                f"latent_dim = {active} would likely fit as well with a smaller model."
+            )
+    else:
+        parts.append(
+            f"All {d} dimensions active: rate {rate:.2f} nats, I(X;Z) {mi:.2f} nats. "
+            "Every dimension is used; if reconstructions lack detail, more latent dimensions "
+            "may help."
+        )
+
+    n = summary.get("n_samples")
+    saturated = bool(n) and n > 1 and mi > math.log(n) - MI_CEILING_MARGIN
+    if saturated:
+        parts.append(
+            f"I(X;Z) is close to its estimator's ceiling log N = {math.log(n):.2f} nats "
+            f"(N = {n} samples), so it is a lower estimate and the marginal KL an overestimate; "
+            "more samples would tighten both."
+        )
+    elif rate > 1.0 and mkl > 0.5 * rate:
+        parts.append(
+            f"{mkl:.2f} of the {rate:.2f} nats of rate are marginal KL: the aggregate posterior "
+            "q(z) differs from the prior N(0, I), so samples drawn from the prior may look worse "
+            "than reconstructions."
+        )
+
+    gap = summary.get("elbo_gap")
+    if gap is not None:
+        k = summary.get("iw_samples")
+        bound = f"the IWAE-{k} estimate" if k else "the IWAE estimate"
+        scale = abs(float(summary.get("iwae", summary.get("elbo", 0.0))))
+        if gap > max(LARGE_GAP_NATS, LARGE_GAP_FRACTION * scale):
+            parts.append(
+                f"Large ELBO gap: the ELBO is {gap:.2f} nats below {bound} of log p(x), so q(z|x) "
+                "fits the true posterior p(z|x) loosely (the inference gap: amortisation and the "
+                "diagonal-Gaussian family). Train longer or widen the encoder; meanwhile the "
+                "IWAE figure is the better log-likelihood estimate."
+            )
+        elif gap > SMALL_GAP_NATS:
+            parts.append(
+                f"ELBO gap {gap:.2f} nats ({bound} of log p(x) minus the ELBO): the usual "
+                "inference gap of an amortised diagonal-Gaussian encoder."
+            )
+        else:
+            parts.append(f"ELBO gap {gap:.2f} nats: q(z|x) fits the true posterior closely.")
+    return " ".join(parts)
+
+
+def _collapse_causes(objective: ObjectiveConfig | None, cfg: ModelConfig | None) -> str:
+    causes: list[str] = []
+    remedies: list[str] = []
+    if objective is not None and objective.beta > 1.0:
+        causes.append(
+            f"beta = {objective.beta:g} charges {objective.beta:g} nats of objective for each nat "
+            "of information"
+        )
+        remedies.append("lower beta (1 trains on the true ELBO)")
+    if objective is not None and objective.warmup_steps == 0:
+        causes.append("the KL is weighted in full from the first step (no warm-up)")
+        remedies.append("warm the KL up over a few epochs")
+    if objective is not None and objective.free_bits == 0:
+        remedies.append("set free bits (e.g. 0.1 to 0.5 nats per dimension)")
+    if cfg is not None and cfg.likelihood == "gaussian" and cfg.obs_std is not None:
+        causes.append(
+            f"the fixed obs_std = {cfg.obs_std:g} sets a low price on reconstruction error"
+        )
+        remedies.append("lower obs_std or learn it")
+    causes.append("a decoder strong enough to model x without z")
+    text = "Likely cause: " + "; or ".join(causes) + "."
+    if remedies:
+        text += " Remedy: " + ", or ".join(remedies) + "."
+    return text
+
+
+def _dims(idx: list[int], limit: int = 12) -> str:
+    shown = ", ".join(str(i) for i in idx[:limit])
+    more = f", ... ({len(idx) - limit} more)" if len(idx) > limit else ""
+    return ("dim " if len(idx) == 1 else "dims ") + shown + more
+
+
+# --------------------------------------------------------------------------- the full diagnosis
+JSON_KEYS = (
+    "elbo",
+    "distortion",
+    "rate",
+    "iwae",
+    "elbo_gap",
+    "mutual_info",
+    "marginal_kl",
+    "active_units",
+    "kl_per_dim",
+    "activity_per_dim",
+    "collapsed_dims",
+    "verdict",
+    "n_samples",
+)
+
+
+@dataclass
+class Diagnosis:
+    """The diagnosis of a model on N data samples; every value is a mean per sample, in nats.
+
+    ``elbo = -(distortion + rate)``, ``rate = sum(kl_per_dim) = mutual_info + marginal_kl``,
+    ``elbo_gap = iwae - elbo``. ``iw_samples`` is the K of the IWAE bound (not a JSON key).
+    """
+
+    elbo: float
+    distortion: float
+    rate: float
+    iwae: float
+    elbo_gap: float
+    mutual_info: float
+    marginal_kl: float
+    active_units: int
+    kl_per_dim: list[float]
+    activity_per_dim: list[float]
+    collapsed_dims: list[int]
+    verdict: str
+    n_samples: int
+    iw_samples: int = 0
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Exactly the stable keys of ``JSON_KEYS``, JSON-able (floats, ints, lists, a string)."""
+        d = asdict(self)
+        return {k: d[k] for k in JSON_KEYS}
+
+
+class _Rows(Protocol):  # a models.data.Dataset, or anything that reads rows by index
+    def __len__(self) -> int: ...
+    def read(self, indices: np.ndarray) -> np.ndarray: ...
+
+
+Data = np.ndarray | torch.Tensor | _Rows
+
+
+def _batches(x: Data, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    n = len(x)
+    for s in range(0, n, batch_size):
+        if isinstance(x, torch.Tensor):
+            xb = x[s : s + batch_size]
+        elif isinstance(x, np.ndarray):
+            xb = torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size]))
+        else:
+            xb = torch.from_numpy(np.asarray(x.read(np.arange(s, min(n, s + batch_size)))))
+        yield xb.to(device=device, dtype=torch.float32)
+
+
+@torch.no_grad()
+def encode_dataset(vae: VAE, x: Data, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """The posterior parameters (mu, logvar) of every row of x, as float32 numpy [N, d] each.
+
+    x is an array or tensor [N, *data_shape] (or flat), or a ``models.data.Dataset`` (read in
+    order, batch by batch). Runs on the model's device; the model's state is left unchanged.
+    """
+    mus, lvs = [], []
+    for xb in _batches(x, batch_size, vae.device):
+        mu, lv = vae.encode(xb)
+        mus.append(mu.float().cpu().numpy())
+        lvs.append(lv.float().cpu().numpy())
+    d = vae.latent_dim
+    if not mus:
+        return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
+    return np.concatenate(mus), np.concatenate(lvs)
+
+
+@torch.no_grad()
+def importance_terms(
+    vae: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 64
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass of K draws z_k ~ q(z|x) giving, per sample [B]: distortion, IWAE_K, mu, logvar.
+
+    distortion = -1/K sum_k log p(x|z_k) (Monte Carlo) and IWAE_K = logsumexp_k log w_k - log K
+    with log w = log p(x|z) + log p(z) - log q(z|x), from the *same* draws, so the ELBO gap has
+    less noise than from two separate passes. The draws are made exactly as
+    ``objectives.iwae_bound`` makes them (chunks of ``chunk`` samples, [kk, B, d] each), so for
+    one generator state the IWAE values are identical to it.
+    """
+    mu, logvar = vae.encode(x)
+    b, d = mu.shape
+    log_px_parts, log_w_parts = [], []
+    done = 0
+    while done < k:
+        kk = min(chunk, k - done)
+        eps = torch.randn((kk, b, d), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        xf = x.unsqueeze(0).expand(kk, *x.shape).reshape(kk * b, *x.shape[1:])
+        log_px = vae.log_px_given_z(xf, z.reshape(kk * b, d)).reshape(kk, b)
+        log_px_parts.append(log_px)
+        log_w_parts.append(log_px + log_standard_normal(z) - log_normal(z, mu, logvar))
+        done += kk
+    log_px_all = torch.cat(log_px_parts, 0)
+    iwae = torch.logsumexp(torch.cat(log_w_parts, 0), 0) - math.log(k)
+    return -log_px_all.mean(0), iwae, mu, logvar
+
+
+def diagnose(
+    vae: VAE,
+    x: Data,
+    objective: ObjectiveConfig | None = None,
+    iw_samples: int = 100,
+    batch_size: int = 128,
+    seed: int = 0,
+    n_z: int = MI_SAMPLES,
+) -> Diagnosis:
+    """Diagnose ``vae`` on the data x (array, tensor or Dataset of N model-ready rows).
+
+    The distortion is a Monte Carlo mean over ``iw_samples`` draws of z per sample, the rate is
+    exact, ``IWAE_K`` (K = ``iw_samples``, Burda et al. 2016) uses the same draws, and the latent
+    statistics come from ``latent_summary``. ``objective`` (what the model was trained on) only
+    shapes the verdict; the ELBO reported is the true bound. Seeded: the same seed, model and
+    data give the same numbers. With a Bernoulli likelihood x must be binary (0 or 1), or the
+    numbers would not be log-probabilities: ``DataError`` otherwise.
+    """
+    if iw_samples < 1:
+        raise ValueError(f"iw_samples must be at least 1, not {iw_samples}")
+    n = len(x)
+    if n == 0:
+        raise DataError("there are no data samples to diagnose")
+    device = vae.device
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    binary = vae.config.likelihood == "bernoulli"
+    dist_sum = 0.0
+    iwae_sum = 0.0
+    mus, lvs = [], []
+    for xb in _batches(x, batch_size, device):
+        if not torch.isfinite(xb).all():
+            raise DataError("the data contain NaN or infinite values")
+        if binary and not ((xb == 0) | (xb == 1)).all():
+            raise DataError(
+                "the model has a Bernoulli likelihood but the data are not binary (0 or 1); "
+                "binarise them as in training"
+            )
+        dist, iwae, mu, lv = importance_terms(vae, xb, iw_samples, gen)
+        dist_sum += float(dist.double().sum())
+        iwae_sum += float(iwae.double().sum())
+        mus.append(mu.float().cpu().numpy())
+        lvs.append(lv.float().cpu().numpy())
+    summary = latent_summary(np.concatenate(mus), np.concatenate(lvs), rng=int(seed), n_z=n_z)
+    distortion = dist_sum / n
+    rate = summary["rate"]
+    elbo = -(distortion + rate)
+    iwae_mean = iwae_sum / n
+    summary = dict(
+        summary, elbo=elbo, iwae=iwae_mean, elbo_gap=iwae_mean - elbo, iw_samples=iw_samples
+    )
+    return Diagnosis(
+        elbo=elbo,
+        distortion=distortion,
+        rate=rate,
+        iwae=iwae_mean,
+        elbo_gap=iwae_mean - elbo,
+        mutual_info=summary["mutual_info"],
+        marginal_kl=summary["marginal_kl"],
+        active_units=summary["active_units"],
+        kl_per_dim=summary["kl_per_dim"],
+        activity_per_dim=summary["activity_per_dim"],
+        collapsed_dims=summary["collapsed_dims"],
+        verdict=verdict(summary, objective, vae.config),
+        n_samples=n,
+        iw_samples=iw_samples,
+    )
