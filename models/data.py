@@ -145,7 +145,7 @@ class Dataset:
 
     # ------------------------------------------------------------------ reading
     def read(self, indices: np.ndarray | list[int] | range) -> np.ndarray:
-        """Rows ``indices`` (any order, repeats allowed) as float32 ``[n, *sample_shape]``, scaled."""
+        """Rows ``indices`` (any order, repeats allowed), scaled float32 ``[n, *sample_shape]``."""
         idx = self._check_indices(indices)
         if self._array is not None:
             raw = self._array[idx]
@@ -212,7 +212,7 @@ class Dataset:
             "scaling": self.scaling,
             "stored_dtype": str(self._stored_dtype),
             "in_memory": self.in_memory,
-            "labels": None,
+            "labels": None if self.labels is None else "given",
             "label_names": None if self.label_names is None else list(self.label_names),
             "factors": None if self.factors is None else sorted(self.factors),
             "val_split": "predefined" if self.val_indices is not None else "random",
@@ -308,7 +308,7 @@ def load_dataset(
     builtin = low == "mnist" or low == "shapes" or low.startswith("shapes:")
     if builtin and labels:
         raise DataError(
-            f"{spec}: a labels array applies to HDF5 files only; the built-in set has its own labels"
+            f"{spec}: a labels array applies to HDF5 files only; built-in sets have their own"
         )
     if low == "mnist":
         return load_mnist(max_samples=max_samples)
@@ -391,7 +391,7 @@ def _mnist_part(key: str) -> np.ndarray:
     try:
         raw = gzip.decompress(resource.read_bytes())
     except FileNotFoundError:
-        raise DataError(f"{name}: the built-in MNIST file is missing from the installation") from None
+        raise DataError(f"{name}: the built-in MNIST file is missing from the install") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{name}: the built-in MNIST file is damaged ({exc})") from None
     magic = 0x00000803 if key.endswith("images") else 0x00000801
@@ -412,8 +412,8 @@ def load_mnist(max_samples: int | None = None) -> Dataset:
     _check_max_samples(max_samples)
     n_train, n_test = MNIST_TRAIN, MNIST_TEST
     if max_samples is not None and max_samples < MNIST_TRAIN + MNIST_TEST:
-        n_train = min(max(int(round(max_samples * MNIST_TRAIN / (MNIST_TRAIN + MNIST_TEST))), 1),
-                      max_samples - 1)
+        share = round(max_samples * MNIST_TRAIN / (MNIST_TRAIN + MNIST_TEST))
+        n_train = min(max(int(share), 1), max_samples - 1)
         n_test = max_samples - n_train
     images = np.concatenate(
         [_mnist_part("train_images")[:n_train], _mnist_part("test_images")[:n_test]]
@@ -755,14 +755,17 @@ def _find_array(f: Any, path: str, array_path: str | None, labels: str | None) -
             if name != labels_key and len(shape) >= 2 and _is_numeric(dtype):
                 return f[name]
         raise DataError(
-            f"{path}: no numeric array of rank 2 to 4 to use as data; {_describe_arrays(_list_arrays(f))}"
+            f"{path}: no numeric array of rank 2 to 4 to use as data; "
+            f"{_describe_arrays(_list_arrays(f))}"
         )
     obj = _get(f, array_path)
     if obj is None:
         raise DataError(f"{path}: no array {array_path!r}; {_describe_arrays(_list_arrays(f))}")
     if isinstance(obj, h5py.Group):
         inner = [(f"{array_path}/{n}", s, d) for n, s, d in _list_arrays(obj)]
-        raise DataError(f"{path}: {array_path!r} is a group, not an array; {_describe_arrays(inner)}")
+        raise DataError(
+            f"{path}: {array_path!r} is a group, not an array; {_describe_arrays(inner)}"
+        )
     if not isinstance(obj, h5py.Dataset):
         raise DataError(f"{path}: {array_path!r} is not an array")
     return obj

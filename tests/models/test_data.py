@@ -312,7 +312,9 @@ def test_out_of_core_nan_found_while_reading(tmp_path) -> None:
     path = _h5(tmp_path / "inf.h5", x=x)
     disk = load_dataset(path, memory_limit=0)
     np.testing.assert_array_equal(disk.read(np.arange(50)), np.zeros((50, 3), np.float32))
-    with pytest.raises(DataError, match=r"inf\.h5: 'x' has NaN or infinite values \(first in row 77"):
+    with pytest.raises(
+        DataError, match=r"inf\.h5: 'x' has NaN or infinite values \(first in row 77"
+    ):
         list(disk.iter_batches(None, 16, 0))
     disk.close()
 
@@ -378,13 +380,22 @@ ERROR_CASES = {
         None,
         r"v\.h5: no numeric array of rank 2 to 4 .* v 20 float64",
     ),
-    "empty": (lambda t: _h5(t / "e.h5", x=np.zeros((0, 4))) + ":x", None, r"e\.h5: 'x' is empty \(0x4\)"),
+    "empty": (
+        lambda t: _h5(t / "e.h5", x=np.zeros((0, 4))) + ":x",
+        None,
+        r"e\.h5: 'x' is empty \(0x4\)",
+    ),
     "compound": (_compound, None, r"rec\.h5: 'x' holds non-numeric values \(compound\)"),
-    "strings": (lambda t: _strings(t) + ":x", None, r"str\.h5: 'x' holds non-numeric values \(strings\)"),
+    "strings": (
+        lambda t: _strings(t) + ":x",
+        None,
+        r"str\.h5: 'x' holds non-numeric values \(strings\)",
+    ),
     "only_non_numeric": (
         lambda t: _compound(t)[:-2],
         None,
-        r"rec\.h5: no numeric array of rank 2 to 4 to use as data; arrays in the file: x 10x2 compound",
+        r"rec\.h5: no numeric array of rank 2 to 4 to use as data; "
+        r"arrays in the file: x 10x2 compound",
     ),
     "nan": (_nan, None, r"nan\.h5: 'x' has NaN or infinite values \(first in row 33"),
     "float_overflow": (
