@@ -389,7 +389,9 @@ class _Rows(Protocol):  # a models.data.Dataset, or anything that reads rows by 
 Data = np.ndarray | torch.Tensor | _Rows
 
 
-def _batches(x: Data, batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+def _batches(vae: VAE, x: Data, batch_size: int) -> Iterator[torch.Tensor]:
+    """Rows of x in order, as tensors on the model's device in its floating-point type."""
+    param = next(vae.parameters())
     n = len(x)
     for s in range(0, n, batch_size):
         if isinstance(x, torch.Tensor):
@@ -398,7 +400,7 @@ def _batches(x: Data, batch_size: int, device: torch.device) -> Iterator[torch.T
             xb = torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size]))
         else:
             xb = torch.from_numpy(np.asarray(x.read(np.arange(s, min(n, s + batch_size)))))
-        yield xb.to(device=device, dtype=torch.float32)
+        yield xb.to(device=param.device, dtype=param.dtype)
 
 
 @torch.no_grad()
@@ -409,7 +411,7 @@ def encode_dataset(vae: VAE, x: Data, batch_size: int = 512) -> tuple[np.ndarray
     order, batch by batch). Runs on the model's device; the model's state is left unchanged.
     """
     mus, lvs = [], []
-    for xb in _batches(x, batch_size, vae.device):
+    for xb in _batches(vae, x, batch_size):
         mu, lv = vae.encode(xb)
         mus.append(mu.float().cpu().numpy())
         lvs.append(lv.float().cpu().numpy())
@@ -479,7 +481,7 @@ def diagnose(
     dist_sum = 0.0
     iwae_sum = 0.0
     mus, lvs = [], []
-    for xb in _batches(x, batch_size, device):
+    for xb in _batches(vae, x, batch_size):
         if not torch.isfinite(xb).all():
             raise DataError("the data contain NaN or infinite values")
         if binary and not ((xb == 0) | (xb == 1)).all():
