@@ -1,0 +1,180 @@
+"""``latent-explorer diagnose RUN.h5 [--data SPEC] [--iw-samples K] [--json] [--max-samples N]``.
+
+Diagnoses a trained run on its validation rows (the data set and indices recorded in the run file)
+or on the data named with ``--data``: ELBO, distortion, rate, the IWAE estimate of log p(x), the
+ELBO gap, bits/dim, I(X;Z), marginal KL, active units, per-dimension KL and activity, and a
+verdict. ``--json`` prints one JSON object with the stable keys of
+``models.diagnostics.JSON_KEYS`` and nothing else on stdout. torch is imported only when the
+command runs, so building the CLI's parser stays torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "diagnose",
+        help="rate, distortion, IWAE log-likelihood, active units and collapse of a trained run",
+        description="Diagnose a trained run on its validation data (or the data named): ELBO = "
+        "-(distortion + rate), the importance-weighted (IWAE) estimate of log p(x) and the ELBO "
+        "gap, I(X;Z) and marginal KL, active units, per-dimension KL and activity, and a verdict "
+        "in plain words. All values are nats per sample.",
+    )
+    p.add_argument("run_file", metavar="RUN.h5", help="a run file written by `latent-explorer train`")
+    p.add_argument(
+        "--data",
+        metavar="SPEC",
+        help="diagnose on this data set instead of the run's validation rows: mnist, shapes, "
+        "shapes:32 or FILE.h5[:path/to/array] (all its rows)",
+    )
+    p.add_argument(
+        "--iw-samples", type=int, default=100, metavar="K",
+        help="importance samples per data point for the IWAE bound (default 100)",
+    )
+    p.add_argument(
+        "--max-samples", type=int, metavar="N",
+        help="use N data rows, drawn at random with --seed (default: all)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=128, metavar="N",
+        help="data rows per batch (default 128; each is decoded K times)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.set_defaults(handler=run)
+    return p
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.iw_samples < 1:
+        raise ConfigError(f"--iw-samples must be at least 1, not {args.iw_samples}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.max_samples is not None and args.max_samples < 1:
+        raise ConfigError(f"--max-samples must be at least 1, not {args.max_samples}")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    import torch
+
+    from ..diagnostics import diagnose
+    from ..runfile import RunReader
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with RunReader(args.run_file) as reader:
+        config = reader.config
+        model = reader.load_model(device=device)
+        x, source = _diagnosis_data(args, reader)
+    diagnosis = diagnose(
+        model, x, config.objective, iw_samples=args.iw_samples, batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(diagnosis.to_json_dict()))
+    else:
+        print(format_report(diagnosis, args.run_file, source, config.model.data_dim, config))
+    return 0
+
+
+# --------------------------------------------------------------------------- the data
+def _diagnosis_data(args: argparse.Namespace, reader: Any) -> tuple[np.ndarray, str]:
+    """The model-ready rows to diagnose on, and a line saying what they are."""
+    from ..data import load_dataset
+
+    cfg = reader.config
+    if args.data:
+        dataset = load_dataset(args.data)
+        rows = np.arange(len(dataset))
+        what = f"{len(rows)} rows of {dataset.name}"
+    else:
+        info = reader.dataset_info
+        spec = info.get("spec") or info.get("name")
+        if not spec:
+            raise DataError(f"{args.run_file}: the run file does not say which data it was trained on")
+        n_stored = info.get("n")
+        dataset = load_dataset(spec, max_samples=info.get("max_samples") or n_stored)
+        if n_stored is not None and len(dataset) != int(n_stored):
+            raise DataError(
+                f"{spec}: has {len(dataset)} rows but had {n_stored} in training; the data "
+                "changed since (use --data)"
+            )
+        rows = np.asarray(reader.val_indices, dtype=np.int64)
+        if rows.size == 0:
+            raise DataError(f"{args.run_file}: the run file records no validation rows; use --data")
+        if rows.max() >= len(dataset):
+            raise DataError(
+                f"{spec}: has {len(dataset)} rows but the run's validation rows go up to "
+                f"{int(rows.max())}; the data changed since training (use --data)"
+            )
+        what = f"{len(rows)} validation rows of {dataset.name}"
+    want = tuple(cfg.model.data_shape)
+    if math.prod(dataset.sample_shape) != math.prod(want):
+        raise DataError(
+            f"{dataset.name}: samples of shape {tuple(dataset.sample_shape)} do not fit the "
+            f"model's data shape {want}"
+        )
+    if args.max_samples is not None and args.max_samples < len(rows):
+        pick = np.random.default_rng(args.seed).choice(len(rows), args.max_samples, replace=False)
+        rows = np.sort(rows[pick])
+        what = f"{len(rows)} of the " + what + f" (random, seed {args.seed})"
+    x = dataset.read(rows).reshape(len(rows), *want)
+    x = _model_ready(x, cfg, args.seed)
+    return x, what
+
+
+def _model_ready(x: np.ndarray, cfg: Any, seed: int) -> np.ndarray:
+    """Binarise for a Bernoulli likelihood, as the trainer does for its validation set."""
+    if cfg.model.likelihood != "bernoulli":
+        return x
+    return _binarize(x, cfg.train.binarize, seed)
+
+
+def _binarize(x: np.ndarray, mode: str, seed: int) -> np.ndarray:
+    if mode == "threshold":
+        return (x > 0.5).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the report
+def format_report(d: Any, run_file: str, source: str, data_dim: int, config: Any) -> str:
+    """The human-readable text ``diagnose`` prints."""
+    obj = config.objective
+    log2 = math.log(2.0)
+    lines = [
+        f"{run_file}: {source}",
+        f"  objective: beta {obj.beta:g}, KL warm-up {obj.warmup_steps} steps, "
+        f"free bits {obj.free_bits:g} nats; likelihood {config.model.likelihood}; "
+        f"all values nats per sample",
+        "",
+        f"  ELBO                 {d.elbo:12.4f}   = -(distortion + rate)",
+        f"  distortion D         {d.distortion:12.4f}   -E_q[log p(x|z)], {d.iw_samples} draws of z",
+        f"  rate R               {d.rate:12.4f}   KL(q(z|x) || p(z)), exact",
+        f"  IWAE log p(x) >=     {d.iwae:12.4f}   K = {d.iw_samples}",
+        f"  ELBO gap             {d.elbo_gap:12.4f}   IWAE - ELBO",
+        f"  bits/dim             {-d.iwae / (data_dim * log2):12.4f}   from IWAE "
+        f"(ELBO: {-d.elbo / (data_dim * log2):.4f}), {data_dim} dimensions",
+        f"  I(X;Z)               {d.mutual_info:12.4f}   mixture estimate, at most "
+        f"log N = {math.log(max(d.n_samples, 1)):.2f}",
+        f"  marginal KL          {d.marginal_kl:12.4f}   KL(q(z) || p(z)) = R - I(X;Z)",
+        f"  active units         {d.active_units:>5d} of {len(d.kl_per_dim)}"
+        "   variance of the posterior mean over the data > 0.01",
+        "",
+        "  dim   KL (nats)   activity   state",
+    ]
+    collapsed = set(d.collapsed_dims)
+    for i, (kl, act) in enumerate(zip(d.kl_per_dim, d.activity_per_dim)):
+        state = "collapsed" if i in collapsed else "active"
+        lines.append(f"  {i:>3d}  {kl:10.4f}  {act:9.4f}   {state}")
+    lines += ["", "verdict: " + d.verdict]
+    return "\n".join(lines)
