@@ -202,6 +202,8 @@ def latent_summary(
 LARGE_GAP_NATS = 2.0
 LARGE_GAP_FRACTION = 0.05
 SMALL_GAP_NATS = 0.5
+#: Below this much I(X;Z), active dimensions carry little information (early training, near collapse).
+LOW_INFO_NATS = 0.5
 #: I(X;Z) within this many nats of log N is near the mixture estimator's ceiling.
 MI_CEILING_MARGIN = 1.0
 
@@ -259,10 +261,16 @@ def verdict(
                 f"latent_dim = {active} would likely fit as well with a smaller model."
             )
     else:
+        parts.append(f"All {d} dimensions active: rate {rate:.2f} nats, I(X;Z) {mi:.2f} nats.")
+        if mi >= LOW_INFO_NATS:
+            parts.append(
+                "Every dimension is used; if reconstructions lack detail, more latent dimensions "
+                "may help."
+            )
+    if active > 0 and mi < LOW_INFO_NATS:
         parts.append(
-            f"All {d} dimensions active: rate {rate:.2f} nats, I(X;Z) {mi:.2f} nats. "
-            "Every dimension is used; if reconstructions lack detail, more latent dimensions "
-            "may help."
+            f"Yet the code carries little information (I(X;Z) {mi:.2f} nats): expected early in "
+            "training; if it persists, the model is close to posterior collapse."
         )
 
     n = summary.get("n_samples")

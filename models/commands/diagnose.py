@@ -42,7 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument(
         "--max-samples", type=int, metavar="N",
-        help="use N data rows, drawn at random with --seed (default: all)",
+        help="use at most N data rows, drawn at random with --seed (default: all the run's "
+        "validation rows; 10000 of a --data set)",
     )
     p.add_argument(
         "--batch-size", type=int, default=128, metavar="N",
@@ -88,61 +89,81 @@ def run(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- the data
 def _diagnosis_data(args: argparse.Namespace, reader: Any) -> tuple[np.ndarray, str]:
-    """The model-ready rows to diagnose on, and a line saying what they are."""
+    """The model-ready rows to diagnose on, and a line saying what they are.
+
+    The run's validation rows are read as the trainer read them and binarised (Bernoulli
+    likelihood) by the trainer's own rule, all of them at once with its fixed seed, so the
+    numbers are on the very images the run was validated on; ``--max-samples`` then picks a
+    seeded subset. Rows of ``--data`` are subsampled first (at most ``MAX_VAL_SAMPLES`` unless
+    ``--max-samples`` says otherwise), then binarised by the same rule.
+    """
     from ..data import load_dataset
+    from ..training import MAX_VAL_SAMPLES
 
     cfg = reader.config
+    want = tuple(cfg.model.data_shape)
     if args.data:
         dataset = load_dataset(args.data)
-        rows = np.arange(len(dataset))
-        what = f"{len(rows)} rows of {dataset.name}"
-    else:
-        info = reader.dataset_info
-        spec = info.get("spec") or info.get("name")
-        if not spec:
-            raise DataError(f"{args.run_file}: the run file does not say which data it was trained on")
-        n_stored = info.get("n")
-        dataset = load_dataset(spec, max_samples=info.get("max_samples") or n_stored)
-        if n_stored is not None and len(dataset) != int(n_stored):
-            raise DataError(
-                f"{spec}: has {len(dataset)} rows but had {n_stored} in training; the data "
-                "changed since (use --data)"
-            )
-        rows = np.asarray(reader.val_indices, dtype=np.int64)
-        if rows.size == 0:
-            raise DataError(f"{args.run_file}: the run file records no validation rows; use --data")
-        if rows.max() >= len(dataset):
-            raise DataError(
-                f"{spec}: has {len(dataset)} rows but the run's validation rows go up to "
-                f"{int(rows.max())}; the data changed since training (use --data)"
-            )
-        what = f"{len(rows)} validation rows of {dataset.name}"
-    want = tuple(cfg.model.data_shape)
+        _check_shape(dataset, want)
+        limit = MAX_VAL_SAMPLES if args.max_samples is None else args.max_samples
+        rows, note = _subset(np.arange(len(dataset)), limit, args.seed)
+        x = _model_ready(dataset.read(rows).reshape(len(rows), *want), cfg)
+        return x, f"{note}{len(dataset)} rows of {dataset.name}"
+    info = reader.dataset_info
+    spec = info.get("spec") or cfg.train.data
+    n_stored = info.get("n")
+    dataset = load_dataset(spec, max_samples=info.get("max_samples"))
+    if n_stored is not None and len(dataset) != int(n_stored):
+        raise DataError(
+            f"{spec}: has {len(dataset)} rows but had {n_stored} in training; the data "
+            "changed since (use --data)"
+        )
+    _check_shape(dataset, want)
+    rows = np.asarray(reader.val_indices, dtype=np.int64)
+    if rows.size == 0:
+        raise DataError(f"{args.run_file}: the run file records no validation rows; use --data")
+    if rows.max() >= len(dataset):
+        raise DataError(
+            f"{spec}: has {len(dataset)} rows but the run's validation rows go up to "
+            f"{int(rows.max())}; the data changed since training (use --data)"
+        )
+    x = _model_ready(dataset.read(rows).reshape(len(rows), *want), cfg)
+    limit = len(rows) if args.max_samples is None else args.max_samples
+    pick, note = _subset(np.arange(len(rows)), limit, args.seed)
+    return x[pick], f"{note}{len(rows)} validation rows of {dataset.name}"
+
+
+def _check_shape(dataset: Any, want: tuple[int, ...]) -> None:
     if math.prod(dataset.sample_shape) != math.prod(want):
         raise DataError(
             f"{dataset.name}: samples of shape {tuple(dataset.sample_shape)} do not fit the "
             f"model's data shape {want}"
         )
-    if args.max_samples is not None and args.max_samples < len(rows):
-        pick = np.random.default_rng(args.seed).choice(len(rows), args.max_samples, replace=False)
-        rows = np.sort(rows[pick])
-        what = f"{len(rows)} of the " + what + f" (random, seed {args.seed})"
-    x = dataset.read(rows).reshape(len(rows), *want)
-    x = _model_ready(x, cfg, args.seed)
-    return x, what
 
 
-def _model_ready(x: np.ndarray, cfg: Any, seed: int) -> np.ndarray:
-    """Binarise for a Bernoulli likelihood, as the trainer does for its validation set."""
+def _subset(rows: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, str]:
+    """At most ``limit`` of ``rows``, a sorted seeded random choice; and the words for it."""
+    if limit >= len(rows):
+        return rows, "all "
+    pick = np.random.default_rng(seed).choice(len(rows), size=limit, replace=False)
+    return np.sort(rows[pick]), f"{limit} (random, seed {seed}) of "
+
+
+def _model_ready(x: np.ndarray, cfg: Any) -> np.ndarray:
+    """Binarise for a Bernoulli likelihood exactly as the trainer binarises its validation set."""
     if cfg.model.likelihood != "bernoulli":
         return x
-    return _binarize(x, cfg.train.binarize, seed)
+    from ..training import VAL_BINARIZE_SEED
 
-
-def _binarize(x: np.ndarray, mode: str, seed: int) -> np.ndarray:
-    if mode == "threshold":
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise DataError(
+            f"the data range over [{lo:g}, {hi:g}], but the model's Bernoulli likelihood needs "
+            "values in [0, 1]"
+        )
+    if cfg.train.binarize == "threshold":
         return (x > 0.5).astype(np.float32)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(VAL_BINARIZE_SEED)
     return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
 
 

@@ -335,3 +335,11 @@ def test_verdict_notes_marginal_kl_and_the_estimator_ceiling() -> None:
     near_cap = dict(s, mutual_info=math.log(10000) - 0.3, marginal_kl=0.0, rate=math.log(10000))
     v = dg.verdict(near_cap)
     assert "ceiling" in v and "lower estimate" in v
+
+
+def test_verdict_warns_when_active_dimensions_carry_little_information() -> None:
+    s = _summary([0.05] * 4, [True] * 4, mi=0.1)
+    v = dg.verdict(s)
+    assert v.startswith("All 4 dimensions active") and "little information" in v
+    assert "more latent dimensions" not in v
+    assert "little information" not in dg.verdict(_summary([1.0] * 4, [True] * 4, mi=3.0))
