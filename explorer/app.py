@@ -1,0 +1,64 @@
+"""The desktop app's entry: ``python main.py [RUN.h5 | DATA.h5 ...] [--quit-after MS]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+APP_NAME = "Latent Explorer"
+ORG_NAME = "LatentExplorer"
+ORG_DOMAIN = "latent-explorer.example"
+QUIT_ENV = "LATENT_EXPLORER_QUIT_AFTER_MS"
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="latent-explorer",
+        description="Latent Explorer: train, diagnose and explore VAEs. "
+        "Subcommands (train, diagnose, export, inspect, decode) run without a window.",
+    )
+    parser.add_argument("files", nargs="*", help="run files or HDF5 data sets to open")
+    parser.add_argument("--quit-after", type=int, metavar="MS", default=None,
+                        help=f"close the window after MS milliseconds (smoke tests; also ${QUIT_ENV})")
+    return parser.parse_known_args(argv)
+
+
+def _warm_up_torch() -> None:
+    """Import torch and build one throwaway Adam now: the first one costs ~130 ms, which would
+    otherwise stall the GUI when the first run starts."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, qt_args = _parse(argv)
+
+    from PySide6.QtCore import QCoreApplication, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    QCoreApplication.setOrganizationName(ORG_NAME)
+    QCoreApplication.setOrganizationDomain(ORG_DOMAIN)
+    QCoreApplication.setApplicationName(APP_NAME)
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    app.setApplicationDisplayName(APP_NAME)
+
+    _warm_up_torch()
+    from .main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    for path in args.files:
+        window.open_path(path)
+
+    quit_after = args.quit_after
+    if quit_after is None and os.environ.get(QUIT_ENV):
+        try:
+            quit_after = int(os.environ[QUIT_ENV])
+        except ValueError:
+            quit_after = None
+    if quit_after is not None:
+        QTimer.singleShot(max(0, quit_after), window.close)
+    return int(app.exec())

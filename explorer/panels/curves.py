@@ -1,0 +1,124 @@
+"""Learning curves: ELBO, distortion D and rate R against the training step, per sample in nats.
+
+Each run draws a thin line for its logged training minibatches and dots for its per-epoch
+validation values, in the run's colour. The three plots share the step axis. Long histories are
+drawn with peak downsampling and clipped to the visible range.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..session import RunSession, RunsModel
+from .common import PlotPanel, RefreshThrottle, brush, finite_xy, pen, style_plot
+
+#: (key in the plots dict, train column, validation column, title, y label)
+CURVES = (
+    ("elbo", "elbo", "val_elbo", "ELBO (higher is better)", "ELBO"),
+    ("distortion", "distortion", "val_distortion", "Distortion D = −E log p(x|z)", "D"),
+    ("rate", "rate", "val_rate", "Rate R = KL(q(z|x) ‖ p(z))", "R"),
+)
+
+
+class _RunCurves:
+    def __init__(self, plots: dict[str, pg.PlotItem], session: RunSession) -> None:
+        self.session = session
+        self.train: dict[str, pg.PlotDataItem] = {}
+        self.val: dict[str, pg.PlotDataItem] = {}
+        for key, _t, _v, _title, _y in CURVES:
+            train = pg.PlotDataItem(pen=pen(session.colour, 1.0, alpha=160))
+            train.setDownsampling(auto=True, method="peak")
+            train.setClipToView(True)
+            val = pg.PlotDataItem(
+                pen=pen(session.colour, 1.2, style=Qt.PenStyle.DashLine), symbol="o", symbolSize=7,
+                symbolBrush=brush(session.colour), symbolPen=pg.mkPen("w", width=1),
+            )
+            plots[key].addItem(train)
+            plots[key].addItem(val)
+            self.train[key], self.val[key] = train, val
+
+    def update(self) -> None:
+        s = self.session
+        step = s.steps["step"]
+        vstep = s.epochs["step"]
+        for key, tcol, vcol, _title, _y in CURVES:
+            self.train[key].setData(*finite_xy(step, s.steps[tcol]))
+            if len(vstep):
+                self.val[key].setData(*finite_xy(vstep, s.epochs[vcol]))
+            else:
+                self.val[key].setData([], [])
+
+    def remove(self, plots: dict[str, pg.PlotItem]) -> None:
+        for key in plots:
+            plots[key].removeItem(self.train[key])
+            plots[key].removeItem(self.val[key])
+
+
+class CurvesPanel(PlotPanel):
+    """ELBO, D and R against step for every run of a :class:`RunsModel`."""
+
+    plot_title = "curves"
+
+    def __init__(self, runs: RunsModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runs = runs
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.plots: dict[str, pg.PlotItem] = {}
+        for row, (key, _t, _v, title, ylabel) in enumerate(CURVES):
+            plot = self.view.addPlot(row=row, col=0)
+            style_plot(plot, title, "step" if row == len(CURVES) - 1 else "", ylabel,
+                       None, "nats")
+            if row < len(CURVES) - 1:
+                plot.getAxis("bottom").setStyle(showValues=False)
+                plot.getAxis("bottom").setLabel("")
+            if row:
+                plot.setXLink(self.plots["elbo"])
+            self.plots[key] = plot
+        self.key = QLabel("thin line: training minibatches (logged steps)   ● validation, per epoch   "
+                          "colours: runs, as in the rate–distortion legend")
+        self.key.setWordWrap(True)
+        self.key.setStyleSheet("color: #444; font-size: 9pt;")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.key)
+
+        self._items: dict[int, _RunCurves] = {}
+        self._throttle = RefreshThrottle(self._redraw, parent=self)
+        runs.sessionAdded.connect(self._add_session)
+        runs.sessionRemoved.connect(self._remove_session)
+        for session in runs.sessions():
+            self._add_session(session)
+
+    def _add_session(self, session: RunSession) -> None:
+        self._items[id(session)] = _RunCurves(self.plots, session)
+        session.stepsAppended.connect(self._throttle.mark_dirty)
+        session.epochsAppended.connect(self._throttle.mark_dirty)
+        session.cleared.connect(self._throttle.mark_dirty)
+        self._throttle.mark_dirty()
+
+    def _remove_session(self, session: RunSession) -> None:
+        items = self._items.pop(id(session), None)
+        if items is not None:
+            for sig in (session.stepsAppended, session.epochsAppended, session.cleared):
+                try:
+                    sig.disconnect(self._throttle.mark_dirty)
+                except (RuntimeError, TypeError):
+                    pass
+            items.remove(self.plots)
+
+    def run_items(self, session: RunSession) -> _RunCurves:
+        return self._items[id(session)]
+
+    def flush(self) -> None:
+        self._throttle.flush()
+
+    def export_item(self):
+        return self.view.ci
+
+    def _redraw(self) -> None:
+        for items in self._items.values():
+            items.update()

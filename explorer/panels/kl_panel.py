@@ -1,0 +1,262 @@
+"""KL per latent dimension: which dimensions carry information, and when the others collapsed.
+
+Top: a bar per latent dimension of the current run, live. "KL" shows the minibatch-mean
+``KL(q(z_i|x) || N(0, 1))`` of the latest logged step; "activity" shows ``A_i = Var_x(E_q[z_i])``
+of the latest validation pass. Bars can be ordered by dimension index or sorted.
+
+Collapse is judged as the diagnostics judge it (Burda et al. 2016): a dimension is *collapsed*
+when its activity is at most 0.01 (``models.diagnostics.ACTIVE_THRESHOLD``), using the latest
+epoch's activity once one is known. Before the first epoch ends, and for the KL threshold line,
+the bound ``KL_i >= A_i / 2`` is used: a dimension whose KL is under 0.005 nats is certainly
+collapsed. Collapsed dimensions are drawn in grey, active ones in the run's colour.
+
+Bottom: a heat map of the per-dimension KL over training (dimension x step), so the step at which
+a dimension goes dark is visible.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ..session import RunSession, RunsModel
+from .common import PlotPanel, RefreshThrottle, brush, pen, style_plot
+
+#: Activity threshold of an active unit (Burda et al. 2016); equal to the diagnostics' constant.
+ACTIVE_THRESHOLD = 0.01
+#: KL below this many nats implies activity below ACTIVE_THRESHOLD (KL_i >= A_i / 2).
+KL_COLLAPSE_THRESHOLD = ACTIVE_THRESHOLD / 2
+#: Floor of the log scale (nats or activity units); smaller values are drawn at the floor.
+LOG_FLOOR = 1e-4
+#: The heat map keeps at most this many columns; older steps are averaged in bins.
+HEATMAP_COLUMNS = 800
+COLLAPSED_COLOUR = "#9a9a9a"
+
+
+class KLPanel(PlotPanel):
+    """Per-dimension KL (or activity) bars and the KL heat map of the current run."""
+
+    plot_title = "kl-per-dimension"
+
+    def __init__(self, runs: RunsModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runs = runs
+        self.session: RunSession | None = None
+
+        self.show_combo = QComboBox()
+        self.show_combo.addItem("KL per dimension (nats, latest batch)", "kl")
+        self.show_combo.addItem("activity Var(E[z_i|x]) (latest epoch)", "activity")
+        self.order_combo = QComboBox()
+        self.order_combo.addItem("by index", "index")
+        self.order_combo.addItem("sorted, largest first", "sorted")
+        self.log_check = QCheckBox("log scale")
+        self.log_check.setChecked(True)
+        self.log_check.setToolTip("Log scale makes small values and the collapse threshold visible")
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Show"))
+        controls.addWidget(self.show_combo)
+        controls.addWidget(QLabel("order"))
+        controls.addWidget(self.order_combo)
+        controls.addWidget(self.log_check)
+        controls.addStretch(1)
+
+        self.summary = QLabel("No run yet.")
+        self.summary.setStyleSheet("font-size: 9pt;")
+
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.bar_plot: pg.PlotItem = self.view.addPlot(row=0, col=0)
+        style_plot(self.bar_plot, "KL per latent dimension", "latent dimension", "KL", None, "nats")
+        self.bar_plot.setMouseEnabled(x=False, y=False)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, pen=None, brushes=[])
+        self.bar_plot.addItem(self.bars)
+        self.threshold = pg.InfiniteLine(
+            pos=0, angle=0, movable=False, pen=pen("#C00000", 1.2, style=Qt.PenStyle.DashLine),
+            label="collapse threshold",
+            labelOpts={"position": 0.98, "color": "#C00000", "anchors": [(1, 1), (1, 1)],
+                       "fill": (255, 255, 255, 190)},
+        )
+        self.bar_plot.addItem(self.threshold, ignoreBounds=True)
+
+        self.heat_plot: pg.PlotItem = self.view.addPlot(row=1, col=0)
+        style_plot(self.heat_plot, "KL per dimension over training", "step", "latent dimension")
+        self.heat = pg.ImageItem(axisOrder="col-major")
+        self.heat_plot.addItem(self.heat)
+        self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap="viridis", interactive=False,
+                                          label="KL (nats)", width=14)
+        self.colour_bar.setImageItem(self.heat, insert_in=self.heat_plot)
+        self.view.ci.layout.setRowStretchFactor(0, 1)
+        self.view.ci.layout.setRowStretchFactor(1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(controls)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.view, 1)
+
+        # What is drawn, for tests and look-ups.
+        self.bar_values = np.zeros(0)
+        self.bar_dims = np.zeros(0, dtype=int)
+        self.collapsed = np.zeros(0, dtype=bool)
+        self.heat_data = np.zeros((0, 0))
+
+        self._throttle = RefreshThrottle(self._redraw, parent=self)
+        for widget in (self.show_combo, self.order_combo):
+            widget.currentIndexChanged.connect(self._settings_changed)
+        self.log_check.toggled.connect(self._settings_changed)
+        runs.currentChanged.connect(self.set_session)
+        self.set_session(runs.current)
+
+    # ------------------------------------------------------------------ session
+    def set_session(self, session: RunSession | None) -> None:
+        if self.session is not None:
+            for sig in (self.session.stepsAppended, self.session.epochsAppended,
+                        self.session.cleared):
+                try:
+                    sig.disconnect(self._throttle.mark_dirty)
+                except (RuntimeError, TypeError):
+                    pass
+        self.session = session
+        if session is not None:
+            session.stepsAppended.connect(self._throttle.mark_dirty)
+            session.epochsAppended.connect(self._throttle.mark_dirty)
+            session.cleared.connect(self._throttle.mark_dirty)
+        self._throttle.mark_dirty()
+
+    def _settings_changed(self, *_args) -> None:
+        self._throttle.mark_dirty()
+        self._throttle.flush()
+
+    def flush(self) -> None:
+        self._throttle.flush()
+
+    def export_item(self):
+        return self.view.ci
+
+    # ------------------------------------------------------------------ drawing
+    def _redraw(self) -> None:
+        s = self.session
+        log = self.log_check.isChecked()
+        mode = self.show_combo.currentData()
+        if s is None:
+            self._clear("No run yet.")
+            return
+        kl_steps = s.steps["kl_per_dim"]
+        activity_rows = s.epochs["activity_per_dim"]
+        activity = _last_finite_row(activity_rows)
+        kl_latest = _last_finite_row(kl_steps)
+        values = activity if mode == "activity" else kl_latest
+        if values is None:
+            what = "activity is known after the first epoch" if mode == "activity" else "no step logged yet"
+            self._clear(f"{s.name}: {what}.")
+            self._draw_heatmap(s, log)
+            return
+        d = len(values)
+        if activity is not None and len(activity) == d:
+            collapsed = activity <= ACTIVE_THRESHOLD
+            basis = "activity ≤ 0.01 at the latest epoch"
+        elif kl_latest is not None and len(kl_latest) == d:
+            collapsed = kl_latest < KL_COLLAPSE_THRESHOLD
+            basis = "KL < 0.005 nats (no epoch finished yet)"
+        else:
+            collapsed = np.zeros(d, dtype=bool)
+            basis = ""
+        dims = np.arange(d)
+        if self.order_combo.currentData() == "sorted":
+            dims = np.argsort(-values, kind="stable")
+        shown = values[dims]
+        self.bar_values, self.bar_dims, self.collapsed = shown.copy(), dims, collapsed[dims]
+        colours = [COLLAPSED_COLOUR if c else s.colour for c in self.collapsed]
+        thr = ACTIVE_THRESHOLD if mode == "activity" else KL_COLLAPSE_THRESHOLD
+        if log:
+            heights = np.log10(np.maximum(shown, LOG_FLOOR))
+            y0 = math.log10(LOG_FLOOR)
+            self.bars.setOpts(x=np.arange(d), y0=y0, height=heights - y0, width=0.8,
+                              brushes=[brush(c) for c in colours])
+            self.threshold.setPos(math.log10(thr))
+        else:
+            self.bars.setOpts(x=np.arange(d), y0=0.0, height=shown, width=0.8,
+                              brushes=[brush(c) for c in colours])
+            self.threshold.setPos(thr)
+        self.bar_plot.getAxis("left").setLogMode(False, log)
+        unit = "nats" if mode == "kl" else None
+        self.bar_plot.setLabel("left", "KL" if mode == "kl" else "activity", units=unit)
+        self.threshold.label.setFormat(
+            "collapse threshold: activity 0.01" if mode == "activity"
+            else "KL 0.005 nats: below ⇒ collapsed")
+        axis = self.bar_plot.getAxis("bottom")
+        if d <= 40:
+            axis.setTicks([[(i, str(int(k))) for i, k in enumerate(dims)]])
+        else:
+            axis.setTicks(None)
+        axis.setLabel("latent dimension" + (" (sorted)" if self.order_combo.currentData() == "sorted" else ""))
+        self.bar_plot.setXRange(-0.6, d - 0.4, padding=0)
+        if log:
+            top = math.log10(max(float(np.max(shown)), thr, LOG_FLOOR * 10))
+            self.bar_plot.setYRange(math.log10(LOG_FLOOR), top + 0.15, padding=0)
+        else:
+            self.bar_plot.setYRange(0, max(float(np.max(shown)), thr) * 1.08, padding=0)
+        n_coll = int(collapsed.sum())
+        self.summary.setText(
+            f"{s.name}: {d - n_coll} of {d} dimensions active, {n_coll} collapsed"
+            + (f" ({basis})" if basis else "") + "."
+        )
+        self._draw_heatmap(s, log)
+
+    def _clear(self, text: str) -> None:
+        self.bars.setOpts(x=[], height=[], brushes=[])
+        self.bar_values = np.zeros(0)
+        self.bar_dims = np.zeros(0, dtype=int)
+        self.collapsed = np.zeros(0, dtype=bool)
+        self.summary.setText(text)
+        if self.session is None:
+            self.heat.clear()
+            self.heat_data = np.zeros((0, 0))
+
+    def _draw_heatmap(self, s: RunSession, log: bool) -> None:
+        kl = s.steps["kl_per_dim"]
+        steps = s.steps["step"]
+        if kl.ndim != 2 or len(kl) == 0:
+            self.heat.clear()
+            self.heat_data = np.zeros((0, 0))
+            return
+        n, d = kl.shape
+        if n > HEATMAP_COLUMNS:
+            k = math.ceil(n / HEATMAP_COLUMNS)
+            m = n // k
+            head = kl[: m * k].reshape(m, k, d)
+            binned = np.nanmean(head, axis=1)
+            if n > m * k:
+                binned = np.vstack([binned, np.nanmean(kl[m * k:], axis=0, keepdims=True)])
+        else:
+            binned = np.array(kl)
+        data = np.log10(np.maximum(binned, LOG_FLOOR)) if log else binned
+        data = np.where(np.isfinite(data), data, np.nan)
+        self.heat_data = binned
+        self.heat.setImage(data, autoLevels=False)
+        finite = data[np.isfinite(data)]
+        if finite.size:
+            lo = math.log10(LOG_FLOOR) if log else 0.0
+            hi = float(np.percentile(finite, 99.5))
+            hi = max(hi, lo + 1e-6)
+            self.colour_bar.setLevels((lo, hi))
+        self.colour_bar.axis.setLogMode(False, log)
+        self.colour_bar.getAxis("left").setLabel("KL (nats, log scale)" if log else "KL (nats)")
+        first = float(steps[0]) if np.isfinite(steps[0]) else 0.0
+        last = float(steps[-1]) if np.isfinite(steps[-1]) else float(n)
+        per_col = (last - first) / max(1, len(binned) - 1) if len(binned) > 1 else 1.0
+        self.heat.setRect(QRectF(first - per_col / 2, -0.5, per_col * len(binned), d))
+
+
+def _last_finite_row(rows: np.ndarray) -> np.ndarray | None:
+    """The last row of a [n, d] column with a finite value, or None."""
+    if rows.ndim != 2 or len(rows) == 0:
+        return None
+    for i in range(len(rows) - 1, -1, -1):
+        if np.isfinite(rows[i]).all():
+            return np.array(rows[i])
+    return None

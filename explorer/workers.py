@@ -1,0 +1,368 @@
+"""Background work, adapted to Qt: training, following a run file, exporting, diagnosing.
+
+The engine (``models/``) does the work in plain Python; these classes only move it off the GUI
+thread and turn its results into signals. A worker is a ``QObject`` moved to a ``QThread`` that
+has no parent; it never touches a widget. Its signals are delivered to slots of objects that live
+on the GUI thread (queued connections), where the sessions and views are updated.
+
+- :class:`TrainingWorker` runs ``models.training.Trainer`` (which writes the run file) and emits
+  its step, epoch and finished events. ``pause``/``resume``/``stop`` map to the trainer's methods,
+  which take effect within one step; they may be called from any thread.
+- :class:`RunWatcher` follows a run file that another process writes (``latent-explorer train``):
+  a timer on the GUI thread calls ``RunReader.refresh()`` and appends the new rows to a session.
+- :class:`TaskWorker` runs one function (ONNX export, diagnosis) and emits its result or error.
+- :func:`start_in_thread` wires a worker to a fresh thread and cleans both up when it is done.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from models.errors import LatentExplorerError
+
+from .dialogs import error_line
+from .session import RunSession
+
+# --------------------------------------------------------------------------- threads
+
+
+def start_in_thread(worker: QObject, name: str) -> QThread:
+    """Move ``worker`` to a new parentless QThread, start ``worker.run`` there, clean up after.
+
+    The worker must have a ``run`` slot and a ``done`` signal emitted last. The thread quits when
+    ``done`` is emitted; both objects are deleted once the thread has finished. Keep a Python
+    reference to the returned thread (and the worker) until then.
+    """
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.done.connect(thread.quit)
+    thread.finished.connect(worker.deleteLater)
+    thread.start()
+    return thread
+
+
+# --------------------------------------------------------------------------- training
+
+
+class TrainingWorker(QObject):
+    """Trains one run in a worker thread; the trainer writes the run file as it goes.
+
+    Signals (emitted from the worker thread; connect them to GUI-thread slots):
+
+    ``prepared(dict)``
+        the data are loaded and the run file exists: ``config`` (the final ``RunConfig``, data
+        shape filled in), ``path``, ``total_steps``, ``dataset_info``.
+    ``step(object)``, ``epoch(object)``
+        a ``models.training.StepEvent`` / ``EpochEvent``.
+    ``finished(object)``
+        the ``FinishedEvent`` (status finished, stopped, diverged or error) when ``Trainer.run``
+        returns.
+    ``failed(str)``
+        the run could not start or broke off with an exception: one line for the user.
+    ``done()``
+        always last.
+    """
+
+    prepared = Signal(object)
+    step = Signal(object)
+    epoch = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    done = Signal()
+
+    def __init__(self, config: Any, run_path: str, *, force: bool = False,
+                 torch_threads: int | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.run_path = run_path
+        self.force = force
+        self.torch_threads = torch_threads
+        self._lock = threading.Lock()
+        self._trainer: Any = None
+        self._stop_requested = False
+        self._pause_requested = False
+
+    # Called from the GUI thread; the trainer's methods only set flags it checks between steps.
+    def pause(self) -> None:
+        with self._lock:
+            self._pause_requested = True
+            if self._trainer is not None:
+                self._trainer.pause()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._pause_requested = False
+            if self._trainer is not None:
+                self._trainer.resume()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop_requested = True
+            if self._trainer is not None:
+                self._trainer.stop()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self._run()
+        except LatentExplorerError as exc:
+            self.failed.emit(error_line(exc))
+        except MemoryError:
+            self.failed.emit("out of memory: try a smaller batch size, model or data set")
+        except Exception as exc:  # a bug: keep the traceback on stderr, tell the user one line
+            traceback.print_exc(file=sys.stderr)
+            self.failed.emit(error_line(exc))
+        finally:
+            self.done.emit()
+
+    def _run(self) -> None:
+        from models.training import Trainer
+
+        if self.torch_threads:
+            import torch
+
+            torch.set_num_threads(int(self.torch_threads))
+        with self._lock:
+            if self._stop_requested:
+                self.finished.emit(_finished_event("stopped", "stopped before training began"))
+                return
+        # Loads and splits the data, takes the model's data shape from it.
+        trainer = Trainer.from_config(self.config, run_path=self.run_path, force=self.force,
+                                      callbacks=[self._on_event])
+        self.config = trainer.config
+        with self._lock:
+            self._trainer = trainer
+            if self._pause_requested:
+                trainer.pause()
+            if self._stop_requested:
+                trainer.stop()
+        self.prepared.emit({
+            "config": trainer.config,
+            "path": self.run_path,
+            "total_steps": int(trainer.total_steps),
+            "dataset_info": trainer.train_data.describe(),
+        })
+        result = trainer.run()
+        self.finished.emit(result)
+
+    def _on_event(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "StepEvent":
+            self.step.emit(event)
+        elif kind == "EpochEvent":
+            self.epoch.emit(event)
+        # FinishedEvent: emitted once, from run()'s return value.
+
+
+def _finished_event(status: str, message: str) -> Any:
+    from models.training import FinishedEvent
+
+    return FinishedEvent(status=status, message=message, epochs_done=0, step=0)
+
+
+# --------------------------------------------------------------------------- watching
+
+
+class RunWatcher(QObject):
+    """Follows a run file: loads what it holds, then polls for new rows while it is running.
+
+    Reads happen on the GUI thread but touch only the new rows' lengths and the status (a few
+    small HDF5 reads), every ``interval_ms``. Polling stops when the run's status is no longer
+    ``running``; :attr:`reader` is then closed.
+
+    Signals: ``failed(str)`` when the file becomes unreadable; ``stopped()`` when watching ends.
+    """
+
+    failed = Signal(str)
+    stopped = Signal()
+
+    def __init__(self, path: str, session: RunSession, interval_ms: int = 500,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        from models.runfile import RunReader
+
+        self.path = path
+        self.session = session
+        self.reader = RunReader(path)  # raises RunFileError with one line
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.poll)
+        session.set_info(config=self.reader.config, path=path,
+                         dataset_info=self.reader.dataset_info,
+                         total_steps=_total_steps(self.reader))
+        self.poll()
+        if self.reader is not None and self.reader.status == "running":
+            self.timer.start()
+        elif self.reader is not None:
+            self._finish()
+
+    @property
+    def watching(self) -> bool:
+        return self.timer.isActive()
+
+    @Slot()
+    def poll(self) -> bool:
+        """Read new rows (if any) into the session; returns whether rows arrived."""
+        if self.reader is None:
+            return False
+        try:
+            self.reader.refresh()
+            grew = self._append_new_rows()
+            status, message = self.reader.status, self.reader.message
+        except (LatentExplorerError, OSError) as exc:
+            self.timer.stop()
+            self.failed.emit(error_line(exc))
+            self._finish()
+            return False
+        self.session.set_status(status, message)
+        if status != "running" and self.timer.isActive():
+            self._finish()
+        return grew
+
+    def _append_new_rows(self) -> bool:
+        grew = False
+        s = self.session
+        if self.reader.n_steps > len(s.steps):
+            steps = self.reader.steps()
+            start = len(s.steps)
+            s.extend_steps({k: v[start:] for k, v in steps.items() if v.dtype != object})
+            grew = True
+        if self.reader.n_epochs > len(s.epochs):
+            epochs = self.reader.epochs()
+            start = len(s.epochs)
+            verdicts = [str(v) for v in epochs.get("verdict", np.array([], dtype=object))[start:]]
+            s.extend_epochs({k: v[start:] for k, v in epochs.items() if v.dtype != object},
+                            verdicts)
+            grew = True
+        return grew
+
+    def stop(self) -> None:
+        """Stop polling and close the file."""
+        self.timer.stop()
+        self._finish()
+
+    def _finish(self) -> None:
+        self.timer.stop()
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+            self.stopped.emit()
+
+
+def _total_steps(reader: Any) -> int | None:
+    """Steps the run will take: epochs x ceil(training rows / batch size), when recorded."""
+    cfg = reader.config
+    n_train = (reader.dataset_info or {}).get("n_train")
+    if not n_train:
+        return None
+    return -(-int(n_train) // int(cfg.train.batch_size)) * int(cfg.train.epochs)
+
+
+# --------------------------------------------------------------------------- one-off tasks
+
+
+class TaskWorker(QObject):
+    """Runs ``fn(*args, **kwargs)`` in a worker thread: ``result(object)`` or ``failed(str)``, then ``done()``."""
+
+    result = Signal(object)
+    failed = Signal(str)
+    done = Signal()
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.result.emit(self.fn(*self.args, **self.kwargs))
+        except LatentExplorerError as exc:
+            self.failed.emit(error_line(exc))
+        except MemoryError:
+            self.failed.emit("out of memory")
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            self.failed.emit(error_line(exc))
+        finally:
+            self.done.emit()
+
+
+def export_run_decoder(run_path: str, out_path: str, encoder_path: str | None = None) -> str:
+    """Export the decoder (and optionally the encoder) of the run file's last saved weights.
+
+    Uses ``models.onnx_export``: verified against torch before the file is kept, written
+    atomically, with the run's metadata. Returns a one-line summary.
+    """
+    from models.onnx_export import export_decoder, export_encoder, metadata_from_run
+    from models.runfile import RunReader
+
+    with RunReader(run_path) as reader:
+        vae = reader.load_model("cpu")
+        meta = metadata_from_run(reader)
+    report = export_decoder(vae, out_path, meta, overwrite=True)
+    summary = report.summary()
+    if encoder_path:
+        summary += "; " + export_encoder(vae, encoder_path, meta, overwrite=True).summary()
+    return summary
+
+
+def diagnose_run(run_path: str, iw_samples: int = 100, max_samples: int = 2000,
+                 seed: int = 0) -> dict:
+    """The full diagnosis (``models.diagnostics.diagnose``) of a run on its validation data.
+
+    Uses the run file's last saved weights and the run's validation rows, read and binarised
+    exactly as ``latent-explorer diagnose`` does; ``max_samples`` (0: all) takes a seeded subset.
+    Returns ``Diagnosis.to_json_dict()``.
+    """
+    import argparse
+
+    import torch
+
+    from models.commands.diagnose import _diagnosis_data
+    from models.diagnostics import diagnose
+    from models.runfile import RunReader
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    args = argparse.Namespace(run_file=run_path, data=None, seed=seed,
+                              max_samples=int(max_samples) if max_samples else None)
+    with RunReader(run_path) as reader:
+        config = reader.config
+        vae = reader.load_model(device)
+        x, _source = _diagnosis_data(args, reader)
+    result = diagnose(vae, x, config.objective, iw_samples=int(iw_samples), seed=seed)
+    return result.to_json_dict()
+
+
+def default_run_path(folder: str) -> str:
+    """A new run file name in ``folder``: ``<YYYYmmdd-HHMMSS>.h5`` (suffixed if taken)."""
+    import time
+
+    os.makedirs(folder, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = os.path.join(folder, f"{stamp}.h5")
+    k = 2
+    while os.path.exists(path):
+        path = os.path.join(folder, f"{stamp}-{k}.h5")
+        k += 1
+    return path
+
+
+__all__ = [
+    "RunWatcher",
+    "TaskWorker",
+    "TrainingWorker",
+    "default_run_path",
+    "diagnose_run",
+    "export_run_decoder",
+    "start_in_thread",
+]
