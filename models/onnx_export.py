@@ -135,6 +135,9 @@ def metadata_from_run(reader: Any) -> dict[str, Any]:
         "metrics_split": "validation",
         "metrics_epoch": None,
     }
+    weights_step = getattr(reader, "weights_step", None)
+    if isinstance(weights_step, int | np.integer) and weights_step >= 0:
+        meta["weights_step"] = int(weights_step)
     if "binarize" in info or reader.config.model.likelihood == "bernoulli":
         meta["binarize"] = info.get("binarize", reader.config.train.binarize)
     epochs = reader.epochs() or {}

@@ -330,9 +330,9 @@ class OnnxDecoder:
             single = arr.ndim == 1
             arr = np.ascontiguousarray(arr.reshape(1, -1) if single else arr)
         if arr.ndim != 2 or arr.shape[1] != self.latent_dim:
+            got = f"size {arr.shape[1]}" if arr.ndim == 2 else f"an array of shape {list(arr.shape)}"
             raise ModelFileError(
-                f"{self.path}: the decoder takes latent vectors of size {self.latent_dim}; "
-                f"got shape {list(np.shape(z))}"
+                f"{self.path}: the decoder takes latent vectors of size {self.latent_dim}; got {got}"
             )
         if arr.shape[0] == 0:
             raise ModelFileError(f"{self.path}: no latent vectors to decode")

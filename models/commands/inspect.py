@@ -16,7 +16,7 @@ _ORDER = (
     "format_version", "role", "producer", "latent_dim", "data_shape", "likelihood", "output",
     "obs_std", "scaling", "dataset", "binarize", "arch", "elbo", "rate", "distortion",
     "metrics_split", "metrics_epoch", "kl_per_dim", "activity_per_dim", "collapsed_dims",
-    "run_file", "objective", "model_config",
+    "weights_step", "run_file", "objective", "model_config",
 )
 
 

@@ -112,9 +112,11 @@ def test_one_vector_decodes_without_batch_axis_and_inputs_are_converted(ours) ->
 def test_latent_size_mismatch_and_non_finite_latents_are_refused(ours) -> None:
     _, dec, _ = ours
     d = OnnxDecoder(dec)
-    with pytest.raises(ModelFileError, match=r"dec\.onnx.*size 5.*\[2, 4\]"):
+    with pytest.raises(ModelFileError, match=r"dec\.onnx.*size 5; got size 4"):
         d.decode(np.zeros((2, 4), np.float32))
-    with pytest.raises(ModelFileError, match="size 5"):
+    with pytest.raises(ModelFileError, match=r"size 5; got size 3"):
+        d.decode([1.0, 2.0, 3.0])
+    with pytest.raises(ModelFileError, match=r"size 5; got an array of shape \[2, 3, 5\]"):
         d.decode(np.zeros((2, 3, 5), np.float32))
     with pytest.raises(ModelFileError, match="finite"):
         d.decode([0.0, np.nan, 0.0, 0.0, 0.0])
