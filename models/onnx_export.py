@@ -19,7 +19,6 @@ Metadata (``metadata_props``, keys ``latent_explorer.<name>``, values JSON) is d
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
@@ -321,7 +320,10 @@ def _export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any] | Non
     t0 = time.perf_counter()
     path = os.fspath(path)
     _check_target(path, overwrite)
-    model = copy.deepcopy(vae).to("cpu").float().eval()  # the caller's model is left untouched
+    # A CPU copy (the caller's model, maybe on CUDA or in training mode, is left untouched).
+    model = VAE(vae.config)
+    model.load_state_dict({k: v.detach().to("cpu", torch.float32) for k, v in vae.state_dict().items()})
+    model.eval()
     cfg = model.config
     if role == "decoder":
         module: nn.Module = DecoderMean(model).eval()
@@ -351,7 +353,10 @@ def _export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any] | Non
         + ("z [N, latent_dim] -> mean of p(x|z) [N, *data_shape]" if role == "decoder"
            else "x [N, *data_shape] -> (mu, logvar) of q(z|x), each [N, latent_dim]")
     )
-    data = proto.SerializeToString()
+    try:
+        data = proto.SerializeToString()
+    except ValueError as exc:  # protobuf's 2 GB limit; our decoders are megabytes
+        raise ExportError(f"{path}: the {role} is too large for a single ONNX file ({exc})") from None
 
     parent = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
