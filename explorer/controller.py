@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from models.errors import LatentExplorerError
 
@@ -131,6 +131,10 @@ class RunController(QObject):
             if self._worker is not None:
                 self._worker.stop()
             ok = self._thread.wait(timeout_ms)
+            if ok:
+                # Deliver the worker's last queued signals (final events, status) now.
+                QCoreApplication.processEvents()
+                self._on_thread_finished()
         for watcher in list(self._watchers.values()):
             watcher.stop()
         for thread, _worker in list(self._tasks):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from models.errors import LatentExplorerError
 
@@ -45,7 +45,7 @@ def start_in_thread(worker: QObject, name: str) -> QThread:
     thread.setObjectName(name)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.done.connect(thread.quit)
+    worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # wait() may block the GUI thread
     thread.finished.connect(worker.deleteLater)
     thread.start()
     return thread
