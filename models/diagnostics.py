@@ -234,14 +234,14 @@ def verdict(
 
     if active == 0:
         parts.append(
-            f"All {d} latent dimensions collapsed (posterior collapse): rate {rate:.2f} nats, "
-            f"I(X;Z) {mi:.2f} nats, so the decoder ignores z and models x on its own."
+            f"All {d} latent dimensions collapsed (posterior collapse): rate {_nats(rate)} nats, "
+            f"I(X;Z) {_nats(mi)} nats, so the decoder ignores z and models x on its own."
         )
         parts.append(_collapse_causes(objective, model_config))
     elif collapsed:
         parts.append(
             f"{len(collapsed)} of {d} dimensions collapsed ({_dims(collapsed)}), {active} active; "
-            f"rate {rate:.2f} nats, I(X;Z) {mi:.2f} nats."
+            f"rate {_nats(rate)} nats, I(X;Z) {_nats(mi)} nats."
         )
         if beta is not None and beta > 1.0:
             parts.append(
@@ -261,7 +261,7 @@ def verdict(
                 f"latent_dim = {active} would likely fit as well with a smaller model."
             )
     else:
-        parts.append(f"All {d} dimensions active: rate {rate:.2f} nats, I(X;Z) {mi:.2f} nats.")
+        parts.append(f"All {d} dimensions active: rate {_nats(rate)} nats, I(X;Z) {_nats(mi)} nats.")
         if mi >= LOW_INFO_NATS:
             parts.append(
                 "Every dimension is used; if reconstructions lack detail, more latent dimensions "
@@ -269,7 +269,7 @@ def verdict(
             )
     if active > 0 and mi < LOW_INFO_NATS:
         parts.append(
-            f"Yet the code carries little information (I(X;Z) {mi:.2f} nats): expected early in "
+            f"Yet the code carries little information (I(X;Z) {_nats(mi)} nats): expected early in "
             "training; if it persists, the model is close to posterior collapse."
         )
 
@@ -283,7 +283,7 @@ def verdict(
         )
     elif rate > 1.0 and mkl > 0.5 * rate:
         parts.append(
-            f"{mkl:.2f} of the {rate:.2f} nats of rate are marginal KL: the aggregate posterior "
+            f"{_nats(mkl)} of the {_nats(rate)} nats of rate are marginal KL: the aggregate posterior "
             "q(z) differs from the prior N(0, I), so samples drawn from the prior may look worse "
             "than reconstructions."
         )
@@ -295,18 +295,18 @@ def verdict(
         scale = abs(float(summary.get("iwae", summary.get("elbo", 0.0))))
         if gap > max(LARGE_GAP_NATS, LARGE_GAP_FRACTION * scale):
             parts.append(
-                f"Large ELBO gap: the ELBO is {gap:.2f} nats below {bound} of log p(x), so q(z|x) "
+                f"Large ELBO gap: the ELBO is {_nats(gap)} nats below {bound} of log p(x), so q(z|x) "
                 "fits the true posterior p(z|x) loosely (the inference gap: amortisation and the "
                 "diagonal-Gaussian family). Train longer or widen the encoder; meanwhile the "
                 "IWAE figure is the better log-likelihood estimate."
             )
         elif gap > SMALL_GAP_NATS:
             parts.append(
-                f"ELBO gap {gap:.2f} nats ({bound} of log p(x) minus the ELBO): the usual "
+                f"ELBO gap {_nats(gap)} nats ({bound} of log p(x) minus the ELBO): the usual "
                 "inference gap of an amortised diagonal-Gaussian encoder."
             )
         else:
-            parts.append(f"ELBO gap {gap:.2f} nats: q(z|x) fits the true posterior closely.")
+            parts.append(f"ELBO gap {_nats(gap)} nats: q(z|x) fits the true posterior closely.")
     return " ".join(parts)
 
 
@@ -334,6 +334,11 @@ def _collapse_causes(objective: ObjectiveConfig | None, cfg: ModelConfig | None)
     if remedies:
         text += " Remedy: " + ", or ".join(remedies) + "."
     return text
+
+
+def _nats(v: float) -> str:
+    """Two decimals, without a "-0.00" for a tiny negative Monte Carlo estimate."""
+    return f"{round(v, 2) + 0.0:.2f}"
 
 
 def _dims(idx: list[int], limit: int = 12) -> str:

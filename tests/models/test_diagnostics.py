@@ -219,7 +219,19 @@ def _ppca_data(n: int = 3000, d: int = 20, sigma: float = 0.1, seed: int = 0) ->
 
 
 def _train(x: np.ndarray, objective: ObjectiveConfig, steps: int = 1000, seed: int = 0) -> VAE:
-    """A plain loop on the training objective: 8 latent dimensions, learned Gaussian noise."""
+    """A plain loop on the training objective: 8 latent dimensions, learned Gaussian noise.
+
+    One thread: these matrices are too small to gain from more, and on a busy machine the
+    threads' spin-waits make it several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_loop(x, objective, steps, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_loop(x: np.ndarray, objective: ObjectiveConfig, steps: int, seed: int) -> VAE:
     torch.manual_seed(seed)
     cfg = ModelConfig(arch="mlp", data_shape=(x.shape[1],), latent_dim=8, hidden=(64,),
                       likelihood="gaussian", obs_std=None)
