@@ -21,6 +21,11 @@ import numpy as np
 
 Mode = Literal["linear", "spherical"]
 
+#: A dimension is active when the variance over the data of its posterior mean exceeds this;
+#: otherwise collapsed. The same rule as ``models.diagnostics.ACTIVE_THRESHOLD`` (Burda et al.
+#: 2016), repeated here because that module needs torch and this one must not.
+ACTIVE_THRESHOLD = 0.01
+
 # Below this angle (radians) two vectors count as parallel and slerp falls back to lerp.
 _SLERP_MIN_ANGLE = 1e-4
 
@@ -95,6 +100,16 @@ def kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     mu = np.asarray(mu, dtype=np.float64)
     logvar = np.asarray(logvar, dtype=np.float64)
     return (0.5 * (mu**2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
+
+
+def activity(mu: np.ndarray) -> np.ndarray:
+    """Variance over the data of each posterior mean (population variance): [d]."""
+    return np.asarray(mu, dtype=np.float64).var(axis=0)
+
+
+def collapsed_dims(mu: np.ndarray) -> list[int]:
+    """Dimensions whose posterior mean barely varies over the data (activity <= 0.01)."""
+    return [int(i) for i in np.flatnonzero(activity(mu) <= ACTIVE_THRESHOLD)]
 
 
 def dims_by_kl(kl: np.ndarray | None, latent_dim: int) -> np.ndarray:

@@ -80,6 +80,16 @@ def test_kl_per_dim_matches_closed_form():
     np.testing.assert_allclose(kl, [0.5, 0.5 * (4 - 1 - np.log(4))])
 
 
+def test_activity_and_collapse_follow_the_diagnostics_rule():
+    from models import diagnostics
+
+    assert lm.ACTIVE_THRESHOLD == diagnostics.ACTIVE_THRESHOLD
+    rng = np.random.default_rng(0)
+    mu = np.stack([rng.standard_normal(500), 0.05 * rng.standard_normal(500), np.ones(500)], 1)
+    np.testing.assert_allclose(lm.activity(mu), diagnostics.activity(mu))
+    assert lm.collapsed_dims(mu) == [1, 2]
+
+
 def test_dims_by_kl_orders_most_first_and_checks_size():
     np.testing.assert_array_equal(lm.dims_by_kl(np.array([0.1, 3.0, 0.0, 3.0]), 4), [1, 3, 0, 2])
     np.testing.assert_array_equal(lm.dims_by_kl(None, 3), [0, 1, 2])

@@ -1,0 +1,285 @@
+"""Background work for the explorer: a run's decoder to ONNX, and its data to posterior means.
+
+The work is plain Python that reports progress through callbacks and checks a stop flag between
+batches (:func:`encode_rows`, :func:`load_run_for_exploring`); :class:`RunLoadWorker` and
+:class:`EncodeWorker` only move it to a ``QThread`` and turn the callbacks into signals. Neither
+touches a widget. torch is imported only inside the functions that need a torch model, so the
+decoder-only path never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from models.errors import DataError, LatentExplorerError
+
+#: Rows encoded per batch.
+BATCH = 1000
+
+
+class Encoder(Protocol):
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class Cancelled(Exception):
+    """The user cancelled the job."""
+
+
+@dataclass
+class Encodings:
+    """Posterior means (never samples) and log-variances of data rows, with what they are."""
+
+    means: np.ndarray  # [N, d] float32
+    logvar: np.ndarray  # [N, d] float32
+    indices: np.ndarray  # [N] rows of the data set
+    labels: np.ndarray | None = None  # [N] int64
+    label_names: list[str] | None = None
+    samples: np.ndarray | None = None  # [N, *data_shape] the encoded model inputs
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TorchEncoder:
+    """``encode(x) -> (mu, logvar)`` numpy, through a torch VAE (on its own device, no grad)."""
+
+    def __init__(self, vae: Any) -> None:
+        self.vae = vae.eval()
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.vae.device)
+            mu, logvar = self.vae.encode(xt)
+        return mu.cpu().numpy(), logvar.cpu().numpy()
+
+
+def encode_rows(
+    encoder: Encoder,
+    x: np.ndarray,
+    batch_size: int = BATCH,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances of the rows of ``x``, in batches.
+
+    Calls ``progress(done, total)`` after each batch and raises :class:`Cancelled` when
+    ``should_stop()`` turns true between batches.
+    """
+    n = len(x)
+    means: list[np.ndarray] = []
+    logvars: list[np.ndarray] = []
+    for start in range(0, n, batch_size):
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        mu, lv = encoder.encode(x[start : start + batch_size])
+        means.append(np.asarray(mu, dtype=np.float32))
+        logvars.append(np.asarray(lv, dtype=np.float32))
+        if progress is not None:
+            progress(min(n, start + batch_size), n)
+    if not means:
+        raise DataError("there are no rows to encode")
+    return np.concatenate(means), np.concatenate(logvars)
+
+
+def model_ready(x: np.ndarray, config: Any) -> np.ndarray:
+    """Rows as the run's encoder saw its validation set: binarised for a Bernoulli likelihood by
+    the trainer's rule (threshold at 0.5, or one fixed-seed Bernoulli draw per pixel)."""
+    if config.model.likelihood != "bernoulli":
+        return x
+    from models.training import VAL_BINARIZE_SEED
+
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise DataError(
+            f"the data range over [{lo:g}, {hi:g}], but the model's Bernoulli likelihood needs "
+            "values in [0, 1]"
+        )
+    if config.train.binarize == "threshold":
+        return (x > 0.5).astype(np.float32)
+    rng = np.random.default_rng(VAL_BINARIZE_SEED)
+    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+
+
+def load_run_for_exploring(
+    run_path: str,
+    decoder_path: str,
+    *,
+    which: str = "validation",
+    on_decoder: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Encodings:
+    """Export a run's decoder and encode its data: what the explorer shows for a trained run.
+
+    1. Load the run file's last saved weights (``RunReader.load_model``) and export the decoder
+       with the run's metadata to ``decoder_path`` (``models.onnx_export.export_decoder``,
+       verified against torch); ``on_decoder(decoder_path)`` is called as soon as it is written.
+    2. Read the run's data set, its validation rows (``which="validation"``) or every row
+       (``"all"``), made model-ready as for validation, and encode them in batches.
+    """
+    import torch
+
+    from models.data import load_dataset
+    from models.onnx_export import export_decoder, metadata_from_run
+    from models.runfile import RunReader
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with RunReader(run_path) as reader:
+        config = reader.config
+        vae = reader.load_model(device)
+        meta = metadata_from_run(reader)
+        info = dict(reader.dataset_info)
+        val_rows = np.asarray(reader.val_indices, dtype=np.int64)
+    export_decoder(vae.cpu(), decoder_path, meta, overwrite=True)
+    vae.to(device)
+    if on_decoder is not None:
+        on_decoder(decoder_path)
+    if should_stop is not None and should_stop():
+        raise Cancelled()
+
+    spec = info.get("spec") or config.train.data
+    dataset = load_dataset(spec, config.train.labels, max_samples=info.get("max_samples"))
+    shape = tuple(config.model.data_shape)
+    if int(np.prod(dataset.sample_shape)) != int(np.prod(shape)):
+        raise DataError(f"{spec}: samples of shape {dataset.sample_shape} do not fit the model {shape}")
+    if which == "all" or val_rows.size == 0:
+        rows = np.arange(len(dataset))
+        what = f"all {len(rows):,} rows of {dataset.name}"
+    else:
+        rows = val_rows
+        if rows.max() >= len(dataset):
+            raise DataError(f"{spec}: has fewer rows than the run's validation rows; the data changed")
+        what = f"{len(rows):,} validation rows of {dataset.name}"
+    x = model_ready(dataset.read(rows).reshape(len(rows), *shape).astype(np.float32), config)
+    means, logvar = encode_rows(TorchEncoder(vae), x, BATCH, progress, should_stop)
+    labels = None if dataset.labels is None else np.asarray(dataset.labels)[rows].astype(np.int64)
+    return Encodings(
+        means=means,
+        logvar=logvar,
+        indices=rows,
+        labels=labels,
+        label_names=dataset.label_names,
+        samples=x,
+        description=what,
+    )
+
+
+# --------------------------------------------------------------------------- Qt adapters
+class RunLoadWorker(QObject):
+    """Runs :func:`load_run_for_exploring` in a worker thread.
+
+    Signals: ``decoderReady(str)`` (the exported ONNX file), ``progress(int, int)``,
+    ``encoded(object)`` (:class:`Encodings`), ``failed(str)`` (one line), ``cancelled()``,
+    ``done()`` (always last).
+    """
+
+    decoderReady = Signal(str)
+    progress = Signal(int, int)
+    encoded = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    done = Signal()
+
+    def __init__(self, run_path: str, decoder_path: str, which: str = "validation") -> None:
+        super().__init__()
+        self.run_path, self.decoder_path, self.which = run_path, decoder_path, which
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop between batches (thread-safe)."""
+        self._stop.set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = load_run_for_exploring(
+                self.run_path,
+                self.decoder_path,
+                which=self.which,
+                on_decoder=self.decoderReady.emit,
+                progress=self.progress.emit,
+                should_stop=self._stop.is_set,
+            )
+            self.encoded.emit(result)
+        except Cancelled:
+            self.cancelled.emit()
+        except LatentExplorerError as exc:
+            self.failed.emit(str(exc))
+        except MemoryError:
+            self.failed.emit(f"{self.run_path}: out of memory while encoding the data")
+        except Exception as exc:  # a bug: keep its traceback on stderr, one line for the user
+            traceback.print_exc(file=sys.stderr)
+            self.failed.emit(f"{self.run_path}: {type(exc).__name__}: {exc}")
+        finally:
+            self.done.emit()
+
+
+class EncodeWorker(QObject):
+    """Encodes rows with any :class:`Encoder` (e.g. ``models.runtime.OnnxEncoder``) in a thread.
+
+    Signals: ``progress(int, int)``, ``encoded(object)`` ((means, logvar)), ``failed(str)``,
+    ``cancelled()``, ``done()``.
+    """
+
+    progress = Signal(int, int)
+    encoded = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    done = Signal()
+
+    def __init__(self, encoder: Encoder, x: np.ndarray, batch_size: int = BATCH) -> None:
+        super().__init__()
+        self.encoder, self.x, self.batch_size = encoder, x, batch_size
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = encode_rows(
+                self.encoder, self.x, self.batch_size, self.progress.emit, self._stop.is_set
+            )
+            self.encoded.emit(result)
+        except Cancelled:
+            self.cancelled.emit()
+        except LatentExplorerError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            self.failed.emit(f"encoding failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.done.emit()
+
+
+def start_worker(worker: QObject, name: str) -> QThread:
+    """Move ``worker`` (with a ``run`` slot and a ``done`` signal) to a new thread and start it.
+
+    The thread quits on ``done``; the worker is deleted after the thread finishes. Keep
+    references to both until ``thread.finished``.
+    """
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    worker.done.connect(thread.quit)
+    thread.finished.connect(worker.deleteLater)
+    thread.start()
+    return thread
+
+
+def temp_decoder_path(folder: str, run_path: str) -> str:
+    """Where the explorer keeps the decoder it exports from ``run_path``."""
+    stem = os.path.splitext(os.path.basename(run_path))[0] or "run"
+    return os.path.join(folder, f"{stem}-decoder.onnx")

@@ -1,0 +1,307 @@
+"""The latent map: a scatter of posterior means (or prior draws) with draggable anchors.
+
+Speed with 70,000 points: the scatter is one ``ScatterPlotItem`` in pixel mode with a single
+symbol and cached symbol pixmaps (``useCache``); its brushes are an array computed once per data
+set (one ``QBrush`` per label, indexed by label). It is also cached as a whole in device
+coordinates, so moving an anchor over it repaints a few pixels instead of 70,000 symbols; panning
+shifts the cached picture; only zooming redraws the symbols. Clicks find the nearest point with
+numpy, not with pyqtgraph's per-point ``SpotItem`` objects (70,000 Python objects).
+
+Interaction: drag an anchor to move it; double-click empty space to add one there; click an
+anchor to make it current; right-click it for a menu (remove); Delete removes the current one.
+Clicking a data point emits ``pointClicked(index)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QPixmapCache
+from PySide6.QtWidgets import QGraphicsItem, QMenu
+
+from .model import LatentSpace
+
+#: Colours of labels 0..9 (the widely used "tab10" qualitative palette); more labels cycle hues.
+LABEL_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+PRIOR_COLOUR = (140, 140, 170, 150)
+ANCHOR_PEN = (255, 200, 0)
+CURRENT_PEN = (255, 40, 40)
+#: Clicks within this many pixels of a point select it.
+CLICK_RADIUS_PX = 6.0
+
+
+def label_colour(k: int, n: int, alpha: int = 150) -> QColor:
+    if n <= len(LABEL_COLOURS):
+        c = QColor(LABEL_COLOURS[k])
+    else:
+        c = pg.intColor(k, hues=n)
+    c.setAlpha(alpha)
+    return c
+
+
+def point_size(n: int) -> int:
+    """Symbol size in pixels: smaller for bigger clouds, so dense regions still read."""
+    return 3 if n > 20_000 else 4 if n > 5_000 else 6
+
+
+class AnchorItem(pg.TargetItem):
+    """A draggable anchor; left-click or drag start makes it current, right-click asks for a menu."""
+
+    sigSelected = Signal(object)
+    sigMenuRequested = Signal(object, object)  # (item, screen position)
+
+    def __init__(self, index: int, pos: tuple[float, float]) -> None:
+        super().__init__(
+            pos=pos,
+            size=16,
+            symbol="o",
+            pen=pg.mkPen(ANCHOR_PEN, width=2),
+            hoverPen=pg.mkPen((255, 255, 255), width=3),
+            brush=(255, 255, 255, 40),
+            label=f"A{index + 1}",
+            labelOpts={"color": ANCHOR_PEN, "offset": (10, -10)},
+        )
+        self.index = index
+        self.setZValue(20)
+
+    def set_current(self, current: bool) -> None:
+        colour = CURRENT_PEN if current else ANCHOR_PEN
+        self.setPen(pg.mkPen(colour, width=3 if current else 2))
+        label = self.label()
+        if label is not None:
+            label.setColor(pg.mkColor(colour))
+
+    def mouseDragEvent(self, ev) -> None:
+        if ev.isStart() and ev.button() == Qt.MouseButton.LeftButton:
+            self.sigSelected.emit(self)
+        super().mouseDragEvent(ev)
+
+    def mouseClickEvent(self, ev) -> None:
+        if self.moving:
+            super().mouseClickEvent(ev)
+            return
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sigSelected.emit(self)
+        elif ev.button() == Qt.MouseButton.RightButton:
+            ev.accept()
+            self.sigMenuRequested.emit(self, ev.screenPos())
+
+
+class LatentMapView(pg.PlotWidget):
+    """Scatter of the :class:`LatentSpace`'s points, its anchors and the path through them.
+
+    Signals
+    -------
+    pointClicked(int) : a data point (index into ``space.latents``) was clicked
+    dragFinished(int) : the user let go of anchor ``i``
+    """
+
+    pointClicked = Signal(int)
+    dragFinished = Signal(int)
+
+    def __init__(self, space: LatentSpace, parent=None) -> None:
+        super().__init__(parent)
+        self.space = space
+        QPixmapCache.setCacheLimit(max(QPixmapCache.cacheLimit(), 64 * 1024))  # KB; the item cache
+        self.setMenuEnabled(False)
+        plot = self.getPlotItem()
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        self.scatter = pg.ScatterPlotItem(
+            pxMode=True, symbol="o", pen=None, useCache=True, hoverable=False, antialias=False
+        )
+        self.scatter.setAcceptedMouseButtons(Qt.MouseButton.NoButton)  # clicks: see _on_click
+        self.scatter.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.scatter.setZValue(0)
+        self.addItem(self.scatter)
+        self.path_curve = pg.PlotCurveItem(pen=pg.mkPen((255, 200, 0, 200), width=2, style=Qt.PenStyle.DashLine))
+        self.path_curve.setZValue(10)
+        self.addItem(self.path_curve, ignoreBounds=True)
+        self.highlight = pg.ScatterPlotItem(
+            size=14, symbol="s", pen=pg.mkPen("w", width=2), brush=None, pxMode=True
+        )
+        self.highlight.setZValue(15)
+        self.addItem(self.highlight, ignoreBounds=True)
+        self.legend = pg.LegendItem(offset=(-10, 10), labelTextSize="8pt")
+        self.legend.setParentItem(plot.getViewBox())
+        self.anchors: list[AnchorItem] = []
+        self._syncing = False
+        self._brushes: np.ndarray | None = None
+
+        self.scene().sigMouseClicked.connect(self._on_click)
+        space.pointsChanged.connect(self.update_points)
+        space.projectionChanged.connect(self._on_projection_changed)
+        space.anchorsChanged.connect(self.rebuild_anchors)
+        space.anchorMoved.connect(self._on_anchor_moved)
+        space.currentAnchorChanged.connect(self._mark_current)
+        self.update_points()
+        self._on_projection_changed()
+        self.rebuild_anchors()
+
+    # ------------------------------------------------------------------ the cloud
+    def update_points(self) -> None:
+        """Set the scatter from the model (once per data set or projection)."""
+        space = self.space
+        pts = space.points
+        n = len(pts)
+        if space.labels is not None:
+            labels = space.labels
+            k = int(labels.max()) + 1
+            palette = np.empty(k, dtype=object)
+            palette[:] = [pg.mkBrush(label_colour(i, k)) for i in range(k)]
+            self._brushes = palette[labels]
+        else:
+            self._brushes = None
+        brush = self._brushes if self._brushes is not None else pg.mkBrush(PRIOR_COLOUR)
+        self.scatter.setData(
+            x=pts[:, 0], y=pts[:, 1], brush=brush, size=point_size(n), pen=None, symbol="o"
+        )
+        self.highlight.setData([], [])
+        self._update_legend()
+        # Fit the cloud once; the view then stays put (a drag must not rescale it under the
+        # pointer). The plot's "A" button fits again.
+        plot = self.getPlotItem()
+        plot.getViewBox().autoRange(items=[self.scatter], padding=0.05)
+        plot.disableAutoRange()
+
+    def _update_legend(self) -> None:
+        self.legend.clear()
+        space = self.space
+        if space.labels is not None and space.label_names:
+            k = int(space.labels.max()) + 1
+            for i in range(k):
+                name = space.label_names[i] if i < len(space.label_names) else str(i)
+                sample = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=label_colour(i, k, 255))
+                self.legend.addItem(sample, name)
+        elif not space.has_encodings:
+            sample = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=PRIOR_COLOUR)
+            self.legend.addItem(sample, f"{len(space.points):,} draws from the prior N(0, I)")
+
+    def _on_projection_changed(self) -> None:
+        x_label, y_label = self.space.projection.axis_labels()
+        plot = self.getPlotItem()
+        plot.setLabel("bottom", x_label)
+        plot.setLabel("left", y_label)
+        self._sync_all_anchors()
+
+    def show_point(self, k: int | None) -> None:
+        """Mark point ``k`` (the one whose sample is shown), or none."""
+        if k is None:
+            self.highlight.setData([], [])
+        else:
+            x, y = self.space.points[k]
+            self.highlight.setData([x], [y])
+
+    # ------------------------------------------------------------------ anchors
+    def rebuild_anchors(self) -> None:
+        for item in self.anchors:
+            self.removeItem(item)
+        self.anchors = []
+        for i in range(self.space.n_anchors):
+            item = AnchorItem(i, self.space.anchor_position(i))
+            item.sigPositionChanged.connect(self._on_target_moved)
+            item.sigPositionChangeFinished.connect(self._on_target_finished)
+            item.sigSelected.connect(lambda it: self.space.set_current_anchor(it.index))
+            item.sigMenuRequested.connect(self._show_anchor_menu)
+            self.addItem(item, ignoreBounds=True)
+            self.anchors.append(item)
+        self._mark_current(self.space.current_anchor)
+
+    def _mark_current(self, current: int) -> None:
+        for item in self.anchors:
+            item.set_current(item.index == current)
+
+    def _on_target_moved(self, item: AnchorItem) -> None:
+        if self._syncing:
+            return
+        pos = item.pos()
+        self._syncing = True
+        try:
+            self.space.move_anchor(item.index, (pos.x(), pos.y()))
+        finally:
+            self._syncing = False
+
+    def _on_target_finished(self, item: AnchorItem) -> None:
+        self.dragFinished.emit(item.index)
+
+    def _on_anchor_moved(self, i: int) -> None:
+        if self._syncing or i >= len(self.anchors):
+            return  # the move came from this view's own drag
+        self._sync_anchor(i)
+
+    def _sync_anchor(self, i: int) -> None:
+        self._syncing = True
+        try:
+            self.anchors[i].setPos(*self.space.anchor_position(i))
+        finally:
+            self._syncing = False
+
+    def _sync_all_anchors(self) -> None:
+        for i in range(min(len(self.anchors), self.space.n_anchors)):
+            self._sync_anchor(i)
+
+    def anchor_menu(self, index: int) -> QMenu:
+        """The context menu of anchor ``index`` (Remove, Make current)."""
+        menu = QMenu(self)
+        remove = QAction(f"Remove anchor A{index + 1}", menu)
+        remove.setEnabled(self.space.n_anchors > 1)
+        remove.triggered.connect(lambda: self.space.remove_anchor(index))
+        current = QAction(f"Make A{index + 1} current", menu)
+        current.triggered.connect(lambda: self.space.set_current_anchor(index))
+        menu.addAction(remove)
+        menu.addAction(current)
+        return menu
+
+    def _show_anchor_menu(self, item: AnchorItem, screen_pos) -> None:
+        menu = self.anchor_menu(item.index)
+        menu.popup(screen_pos.toPoint() if hasattr(screen_pos, "toPoint") else screen_pos)
+
+    def set_path(self, path: np.ndarray) -> None:
+        """Draw the interpolation path (latents [T, d]) projected onto the map."""
+        xy = self.space.projection.project(path)
+        self.path_curve.setData(xy[:, 0], xy[:, 1])
+
+    # ------------------------------------------------------------------ mouse and keys
+    def _on_click(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        vb = self.getPlotItem().getViewBox()
+        scene_pos = ev.scenePos()
+        if not vb.sceneBoundingRect().contains(scene_pos):
+            return
+        if any(isinstance(it, (AnchorItem, pg.TextItem)) for it in self.scene().items(scene_pos)):
+            return
+        pos = vb.mapSceneToView(scene_pos)
+        if ev.double():
+            self.space.add_anchor(xy=(pos.x(), pos.y()))
+            ev.accept()
+            return
+        k = self.nearest_point(pos)
+        if k is not None:
+            self.show_point(k)
+            self.pointClicked.emit(k)
+
+    def nearest_point(self, pos: QPointF, radius_px: float = CLICK_RADIUS_PX) -> int | None:
+        """Index of the point nearest ``pos`` (view coordinates) within ``radius_px`` pixels."""
+        pts = self.space.points
+        if not len(pts):
+            return None
+        px_w, px_h = self.getPlotItem().getViewBox().viewPixelSize()
+        if not px_w or not px_h:
+            return None
+        dx = (pts[:, 0] - pos.x()) / px_w
+        dy = (pts[:, 1] - pos.y()) / px_h
+        d2 = dx * dx + dy * dy
+        k = int(np.argmin(d2))
+        return k if d2[k] <= radius_px * radius_px else None
+
+    def keyPressEvent(self, ev) -> None:
+        if ev.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.space.remove_anchor(self.space.current_anchor)
+            ev.accept()
+            return
+        super().keyPressEvent(ev)

@@ -1,0 +1,345 @@
+"""The latent explorer's dock: where its decoder and data come from.
+
+A :class:`LatentExplorerPanel` shows a :class:`~explorer.latent.widget.LatentExplorerWidget` for
+the decoder it has, and gets that decoder in one of two ways:
+
+- **Decoder only**: :meth:`open_decoder` opens a shared ``.onnx`` decoder with
+  ``models.runtime.OnnxDecoder`` (ours with metadata, or any float [N, d] decoder). The map shows
+  draws from the prior. Nothing on this path imports torch.
+- **A run**: :meth:`load_run` (called for the app's current run once it has finished, or by
+  *Load from run*) exports the run's decoder to a temporary ONNX file and encodes the run's data
+  in a worker thread (:class:`~explorer.latent.encoding.RunLoadWorker`), with progress and
+  Cancel. The explorer appears as soon as the decoder is written and fills its map when the
+  encodings arrive.
+
+Errors are one line: ``error(str)`` for those the user asked for (the app shows a dialog),
+the panel's status line for automatic loads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QStackedLayout,
+    QVBoxLayout,
+    QWidget,
+)
+
+from models.errors import LatentExplorerError
+
+from .encoding import Encodings, RunLoadWorker, start_worker, temp_decoder_path
+from .model import LatentSpace
+from .widget import LatentExplorerWidget
+
+PLACEHOLDER = (
+    "<h3>Latent explorer</h3>"
+    "<p>Train a run, or open one (File &gt; Open run…): when it has finished, its decoder is "
+    "exported to ONNX and its validation data are encoded onto the map here.</p>"
+    "<p>Or open a decoder someone shared (File &gt; Open ONNX decoder…): the map then shows draws "
+    "from the prior, and anchors, interpolations and traversals work the same.</p>"
+)
+
+
+class LatentExplorerPanel(QWidget):
+    """The explorer's dock content: a header (source, progress, actions) and the explorer.
+
+    Parameters
+    ----------
+    runs
+        The app's ``RunsModel``; the panel follows its current run (optional).
+
+    Signals
+    -------
+    error(str) : a problem with something the user asked for (shown in a dialog by the app)
+    message(str) : a status-bar message
+    explorerChanged(object) : a new :class:`LatentExplorerWidget` (or None)
+    encodingsReady() : a run's data are on the map
+    """
+
+    error = Signal(str)
+    message = Signal(str)
+    explorerChanged = Signal(object)
+    encodingsReady = Signal()
+
+    def __init__(self, runs: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runs = runs
+        self.space: LatentSpace | None = None
+        self.explorer: LatentExplorerWidget | None = None
+        self.decoder_path: str | None = None
+        self.run_path: str | None = None  # the run shown (or being loaded)
+        self._session: Any = None
+        self._worker: RunLoadWorker | None = None
+        self._thread: QThread | None = None
+        self._threads: list[tuple[QThread, QObject]] = []
+        self._loaded_key: tuple | None = None
+        self._tmp = tempfile.mkdtemp(prefix="latent-explorer-")
+
+        self.source_label = QLabel("No decoder")
+        self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setFormat("encoding %v / %m")
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        self.which = QComboBox()
+        self.which.addItem("Validation rows", "validation")
+        self.which.addItem("All rows", "all")
+        self.which.setToolTip("Which rows of the run's data set are encoded onto the map")
+        self.load_button = QPushButton("Load from run")
+        self.load_button.setToolTip("Export the current run's decoder and encode its data now")
+        self.open_button = QPushButton("Open ONNX decoder…")
+        header = QHBoxLayout()
+        header.setContentsMargins(4, 2, 4, 2)
+        header.addWidget(self.source_label, 1)
+        header.addWidget(self.progress)
+        header.addWidget(self.cancel_button)
+        header.addWidget(self.which)
+        header.addWidget(self.load_button)
+        header.addWidget(self.open_button)
+
+        self.placeholder = QLabel(PLACEHOLDER)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setMargin(24)
+        self.stack = QStackedLayout()
+        self.stack.addWidget(self.placeholder)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addLayout(self.stack, 1)
+
+        self.cancel_button.clicked.connect(self.cancel)
+        self.load_button.clicked.connect(self._load_current_clicked)
+        self.open_button.clicked.connect(self.open_decoder_dialog)
+        if runs is not None:
+            runs.currentChanged.connect(self.set_session)
+            self.set_session(runs.current)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ decoders
+    def open_decoder(self, path: str) -> bool:
+        """Open a shared ONNX decoder (torch-free) and explore the prior. False on a bad file."""
+        from models.runtime import OnnxDecoder
+
+        try:
+            decoder = OnnxDecoder(path)
+        except LatentExplorerError as exc:
+            self.error.emit(str(exc))
+            return False
+        self.cancel()
+        self.run_path = None
+        self._loaded_key = None
+        self.set_decoder(decoder, os.path.abspath(path))
+        name = decoder.metadata.get("dataset")
+        self.source_label.setText(
+            f"Decoder {os.path.basename(path)}"
+            + (f" (trained on {name})" if name else " (no metadata)" if not decoder.metadata else "")
+            + ": the map shows the prior"
+        )
+        self.message.emit(f"Opened decoder {os.path.basename(path)}")
+        return True
+
+    def open_decoder_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open ONNX decoder", "", "ONNX models (*.onnx);;All files (*)"
+        )
+        if path:
+            self.open_decoder(path)
+
+    def set_decoder(self, decoder: Any, path: str | None = None) -> LatentExplorerWidget:
+        """Explore ``decoder`` (replacing what was shown); returns the new explorer."""
+        old = self.explorer
+        self.space = LatentSpace(decoder)
+        self.explorer = LatentExplorerWidget(self.space)
+        self.explorer.error.connect(self.error.emit)
+        self.decoder_path = path
+        self.stack.addWidget(self.explorer)
+        self.stack.setCurrentWidget(self.explorer)
+        if old is not None:
+            self.stack.removeWidget(old)
+            old.deleteLater()
+        self.explorerChanged.emit(self.explorer)
+        return self.explorer
+
+    # ------------------------------------------------------------------ runs
+    def set_session(self, session: Any) -> None:
+        """Follow the app's current run: load it once it has weights and is not training."""
+        if self._session is not None:
+            try:
+                self._session.statusChanged.disconnect(self._session_status_changed)
+            except (RuntimeError, TypeError):
+                pass
+        self._session = session
+        if session is not None:
+            session.statusChanged.connect(self._session_status_changed)
+        self._update_buttons()
+        self._maybe_load()
+
+    def _session_status_changed(self, _status: str) -> None:
+        self._update_buttons()
+        self._maybe_load()
+
+    def _maybe_load(self) -> None:
+        s = self._session
+        if s is None or not getattr(s, "path", None) or s.is_live:
+            return
+        if s.status in ("error",) or not os.path.exists(s.path):
+            return
+        self.load_run(s.path, user=False)
+
+    def _load_current_clicked(self) -> None:
+        s = self._session
+        if s is None or not getattr(s, "path", None):
+            self.error.emit("no run to load: train a run or open a run file first")
+            return
+        self.load_run(s.path, user=True, force=True)
+
+    def load_run(self, run_path: str, *, which: str | None = None, user: bool = True,
+                 force: bool = False) -> bool:
+        """Export ``run_path``'s decoder and encode its data in the background.
+
+        Skips a run already shown with the same weights unless ``force``. Returns False when
+        nothing was started.
+        """
+        which = which or self.which.currentData()
+        try:
+            stat = os.stat(run_path)
+        except OSError as exc:
+            message = f"{run_path}: {exc.strerror or 'cannot read'}"
+            self.error.emit(message) if user else self.source_label.setText(message)
+            return False
+        key = (os.path.abspath(run_path), stat.st_mtime_ns, which)
+        if not force and key == self._loaded_key:
+            return False
+        self.cancel()
+        self._loaded_key = key
+        self.run_path = os.path.abspath(run_path)
+        self._user_load = user
+        decoder_path = temp_decoder_path(self._tmp, run_path)
+        worker = RunLoadWorker(run_path, decoder_path, which)
+        worker.decoderReady.connect(self._on_decoder_ready)
+        worker.progress.connect(self._on_progress)
+        worker.encoded.connect(self._on_encoded)
+        worker.failed.connect(self._on_failed)
+        worker.cancelled.connect(self._on_cancelled)
+        thread = start_worker(worker, "latent-explorer-load")
+        self._worker, self._thread = worker, thread
+        self._threads.append((thread, worker))
+        thread.finished.connect(lambda t=thread: self._forget(t))
+        self.source_label.setText(f"Exporting the decoder of {os.path.basename(run_path)}…")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+        self._update_buttons()
+        return True
+
+    def _forget(self, thread: QThread) -> None:
+        self._threads = [(t, w) for t, w in self._threads if t is not thread]
+        if self._thread is thread:
+            self._thread = None
+            self._worker = None
+            self.progress.hide()
+            self.cancel_button.hide()
+        self._update_buttons()
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def cancel(self) -> None:
+        """Stop the export/encoding in progress (it ends between batches)."""
+        if self._worker is not None:
+            self._worker.cancel()  # its late signals are ignored: see _current()
+            self._worker = None
+            self._thread = None
+            self._loaded_key = None
+        self.progress.hide()
+        self.cancel_button.hide()
+        self._update_buttons()
+
+    def _current(self) -> bool:
+        """True in a slot called by the worker of the load in progress (not a cancelled one)."""
+        return self._worker is not None and self.sender() is self._worker
+
+    def _on_decoder_ready(self, path: str) -> None:
+        from models.runtime import OnnxDecoder
+
+        if not self._current():
+            return
+        try:
+            decoder = OnnxDecoder(path)
+        except LatentExplorerError as exc:
+            self._on_failed(str(exc))
+            return
+        self.set_decoder(decoder, path)
+        self.source_label.setText(f"Run {os.path.basename(self.run_path or path)}: encoding its data…")
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if not self._current():
+            return
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _on_encoded(self, enc: Encodings) -> None:
+        if not self._current() or self.space is None:
+            return
+        self.space.set_encodings(
+            enc.means,
+            enc.logvar,
+            labels=enc.labels,
+            label_names=enc.label_names,
+            samples=enc.samples,
+        )
+        self.source_label.setText(
+            f"Run {os.path.basename(self.run_path or '')}: {enc.description}"
+        )
+        self.message.emit(f"Latent explorer: encoded {enc.description}")
+        self.encodingsReady.emit()
+
+    def _on_failed(self, message: str) -> None:
+        if not self._current():
+            return
+        self._loaded_key = None
+        self.source_label.setText(message)
+        if getattr(self, "_user_load", True):
+            self.error.emit(message)
+
+    def _on_cancelled(self) -> None:
+        if not self._current():
+            return
+        self.source_label.setText("Loading cancelled")
+
+    def _update_buttons(self) -> None:
+        s = self._session
+        has_run = s is not None and bool(getattr(s, "path", None))
+        self.load_button.setEnabled(has_run)
+        self.which.setEnabled(not self.busy)
+
+    # ------------------------------------------------------------------ lifetime
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        """Cancel background work and wait for its threads (call before the app quits)."""
+        self.cancel()
+        for thread, worker in list(self._threads):
+            if hasattr(worker, "cancel"):
+                worker.cancel()
+            thread.quit()
+            thread.wait(timeout_ms)
+        self._threads.clear()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
