@@ -109,6 +109,15 @@ def test_one_vector_decodes_without_batch_axis_and_inputs_are_converted(ours) ->
     np.testing.assert_allclose(d.decode(column), d.decode(np.ascontiguousarray(column, np.float32)))
 
 
+def test_large_batches_on_the_thread_pool_agree_with_single_points(ours) -> None:
+    _, dec, _ = ours
+    d = OnnxDecoder(dec, threads=2)
+    z = np.random.default_rng(11).standard_normal((40, 5)).astype(np.float32)
+    together = d.decode(z)  # more than SMALL_BATCH: the pooled session
+    one_by_one = np.stack([d.decode(row) for row in z])  # the single-threaded session
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6, rtol=0)
+
+
 def test_latent_size_mismatch_and_non_finite_latents_are_refused(ours) -> None:
     _, dec, _ = ours
     d = OnnxDecoder(dec)
