@@ -375,19 +375,20 @@ class RunReader:
                 raise RunFileError(f"{self.path}: not an HDF5 file, so not a run file")
         except OSError as exc:
             raise RunFileError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        # A closed file opens normally, and HDF5 then checks its length (a SWMR reader skips that
+        # check, since a live file may grow). A file open for SWMR writing, or left so by a killed
+        # writer, refuses a normal open: read it as SWMR.
+        try:
+            return h5py.File(self.path, "r")
+        except OSError as exc:
+            if "truncated" in str(exc):
+                raise RunFileError(f"{self.path}: truncated HDF5 file ({_reason(exc)})") from None
+            first = exc
         try:
             return h5py.File(self.path, "r", libver="latest", swmr=True)
-        except OSError as swmr_exc:
-            try:  # an HDF5 file of an older format cannot be opened for SWMR reading
-                f = h5py.File(self.path, "r")
-            except OSError:
-                raise RunFileError(
-                    f"{self.path}: damaged or truncated HDF5 file ({_reason(swmr_exc)})"
-                ) from None
-            if _text(f.attrs.get("format", "")) != FORMAT_NAME:
-                f.close()
-                raise RunFileError(f"{self.path}: an HDF5 file, but not a Latent Explorer run file")
-            return f
+        except OSError as exc:
+            reason = _reason(exc) if "truncated" in str(exc) else _reason(first)
+            raise RunFileError(f"{self.path}: damaged or truncated HDF5 file ({reason})") from None
 
     def _check_format(self) -> None:
         f = self._file
