@@ -29,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "gap, I(X;Z) and marginal KL, active units, per-dimension KL and activity, and a verdict "
         "in plain words. All values are nats per sample.",
     )
-    p.add_argument("run_file", metavar="RUN.h5", help="a run file written by `latent-explorer train`")
+    p.add_argument(
+        "run_file", metavar="RUN.h5", help="a run file written by `latent-explorer train`"
+    )
     p.add_argument(
         "--data",
         metavar="SPEC",
@@ -179,7 +181,8 @@ def format_report(d: Any, run_file: str, source: str, data_dim: int, config: Any
         f"all values nats per sample",
         "",
         f"  ELBO                 {d.elbo:12.4f}   = -(distortion + rate)",
-        f"  distortion D         {d.distortion:12.4f}   -E_q[log p(x|z)], {d.iw_samples} draws of z",
+        f"  distortion D         {d.distortion:12.4f}   -E_q[log p(x|z)], "
+        f"{d.iw_samples} draws of z",
         f"  rate R               {d.rate:12.4f}   KL(q(z|x) || p(z)), exact",
         f"  IWAE log p(x) >=     {d.iwae:12.4f}   K = {d.iw_samples}",
         f"  ELBO gap             {d.elbo_gap:12.4f}   IWAE - ELBO",

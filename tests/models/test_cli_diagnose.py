@@ -1,5 +1,5 @@
-"""``latent-explorer diagnose``: end to end through ``python main.py`` (train, then diagnose --json),
-the text report, the data options, and one-line errors with exit status 2."""
+"""``latent-explorer diagnose``: end to end through ``python main.py`` (train, then diagnose
+--json), the text report, the data options, and one-line errors with exit status 2."""
 
 from __future__ import annotations
 

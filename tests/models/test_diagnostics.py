@@ -56,7 +56,8 @@ def test_latent_summary_matches_closed_forms() -> None:
     assert s["marginal_kl"] == pytest.approx(true_mkl, abs=0.1)
     assert s["mutual_info"] + s["marginal_kl"] == pytest.approx(s["rate"], abs=1e-12)
     json.dumps(s)  # JSON-able, plain Python types
-    assert isinstance(s["active_units"], int) and all(isinstance(i, int) for i in s["collapsed_dims"])
+    assert isinstance(s["active_units"], int)
+    assert all(isinstance(i, int) for i in s["collapsed_dims"])
 
 
 def test_latent_summary_is_seeded() -> None:

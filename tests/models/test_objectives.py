@@ -1,5 +1,6 @@
-"""The objectives against closed forms: KL per dimension, and ELBO / IWAE on an exact linear-Gaussian
-(probabilistic PCA) model, where log p(x), the true posterior and the ELBO are all known exactly.
+"""The objectives against closed forms: KL per dimension, and ELBO / IWAE on an exact
+linear-Gaussian (probabilistic PCA) model, where log p(x), the true posterior and the ELBO are all
+known exactly.
 
 The model (tests/models/ppca_model.py) is the project's own VAE with weights that make it exactly
 linear, so every term is computed by the code under test.
@@ -91,7 +92,8 @@ def test_elbo_and_iwae_bound_log_px_and_iwae_tightens_with_k(ppca: PPCA) -> None
     se = elbo_mc.std() / math.sqrt(len(elbo_mc)) + 0.01
     assert abs(elbo_mc.mean() - elbo_exact) < 4 * se
     # the decomposition: rate is the closed-form KL to the prior, D the rest
-    np.testing.assert_allclose(terms.rate.detach().numpy(), terms.kl_per_dim.sum(1).detach().numpy())
+    rate = terms.rate.detach().numpy()
+    np.testing.assert_allclose(rate, terms.kl_per_dim.sum(1).detach().numpy())
 
     iw1 = iwae_bound(vae, xt, 1, generator=_gen(1)).numpy()
     assert abs(iw1.mean() - elbo_exact) < 4 * iw1.std() / math.sqrt(len(iw1))
