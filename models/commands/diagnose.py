@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--data",
         metavar="SPEC",
         help="diagnose on this data set instead of the run's validation rows: mnist, shapes, "
-        "shapes:32 or FILE.h5[:path/to/array] (all its rows)",
+        "shapes:32 or FILE.h5[:path/to/array]",
     )
     p.add_argument(
         "--iw-samples", type=int, default=100, metavar="K",
