@@ -70,22 +70,33 @@ def runs_folder() -> str:
     return os.path.join(base or os.path.expanduser("~/.latent-explorer"), "runs")
 
 
-def is_run_file(path: str) -> bool:
-    """True when ``path`` is an HDF5 file marked as a Latent Explorer run file."""
+def classify_file(path: str) -> str:
+    """``"run"``, ``"data"`` or ``"other"``: how to open a file.
+
+    A Latent Explorer run file (also one being written, opened for SWMR reading) is a run; an
+    HDF5 file without the run marker is a data set; anything else (not HDF5, unreadable, a
+    folder) is "other", which :meth:`MainWindow.open_path` hands to the run reader so the user
+    gets its one-line explanation.
+    """
     import h5py
 
     from models.runfile import FORMAT_NAME
 
     try:
-        if not h5py.is_hdf5(path):
-            return False
-        with h5py.File(path, "r", locking=False) as f:
-            fmt = f.attrs.get("format", b"")
-    except (OSError, ValueError):
-        return False
-    if isinstance(fmt, bytes):
-        fmt = fmt.decode("utf-8", "replace")
-    return str(fmt) == FORMAT_NAME
+        if not os.path.isfile(path) or not h5py.is_hdf5(path):
+            return "other"
+    except OSError:
+        return "other"
+    for kwargs in ({"libver": "latest", "swmr": True}, {}):
+        try:
+            with h5py.File(path, "r", **kwargs) as f:
+                fmt = f.attrs.get("format", b"")
+        except (OSError, ValueError):
+            continue
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode("utf-8", "replace")
+        return "run" if str(fmt) == FORMAT_NAME else "data"
+    return "other"
 
 
 class MainWindow(QMainWindow):
@@ -338,15 +349,8 @@ class MainWindow(QMainWindow):
         if not os.path.exists(path):
             self.show_error(f"{path}: no such file")
             return False
-        if lower.endswith(RUN_SUFFIXES) and not is_run_file(path):
-            import h5py
-
-            try:
-                hdf5 = h5py.is_hdf5(path)
-            except OSError:
-                hdf5 = False
-            if hdf5:
-                return self.open_dataset(path)
+        if classify_file(path) == "data":
+            return self.open_dataset(path)
         return self.open_run(path)
 
     def open_run(self, path: str) -> bool:
@@ -509,7 +513,7 @@ class MainWindow(QMainWindow):
             for s in self.runs.sessions():
                 self.run_combo.addItem(s.label, s)
             cur = self.runs.current
-            if cur is not None:
+            if cur in self.runs.sessions():
                 self.run_combo.setCurrentIndex(self.runs.sessions().index(cur))
         finally:
             self.run_combo.blockSignals(False)

@@ -432,9 +432,9 @@ class RunsModel(QObject):
         if session not in self._sessions:
             return
         self._sessions.remove(session)
-        self.sessionRemoved.emit(session)
         if session is self._current:
             self.set_current(self._sessions[-1] if self._sessions else None)
+        self.sessionRemoved.emit(session)
         session.setParent(None)
 
     def set_current(self, session: RunSession | None) -> None:

@@ -123,3 +123,23 @@ def wait_idle(qtbot):
         qtbot.waitUntil(lambda: not window.controller.is_training, timeout=timeout)
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, tiny_h5) -> str:
+    """A finished run file (2 epochs on the tiny data), trained without the GUI."""
+    import torch
+
+    from models.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
+    from models.training import Trainer
+
+    torch.set_num_threads(1)
+    path = str(tmp_path_factory.mktemp("runs") / "finished.h5")
+    cfg = RunConfig(
+        model=ModelConfig(arch="mlp", data_shape=(1, 8, 8), latent_dim=3, hidden=(16,)),
+        objective=ObjectiveConfig(beta=2.0),
+        train=TrainConfig(data=f"{tiny_h5}:images", epochs=2, batch_size=20, lr=3e-3, log_every=2),
+    )
+    result = Trainer.from_config(cfg, run_path=path).run()
+    assert result.status == "finished"
+    return path
