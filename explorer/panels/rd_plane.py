@@ -115,7 +115,7 @@ class RateDistortionPanel(PlotPanel):
         style_plot(self.plot, "Rate–distortion plane (per sample)", "rate R = KL(q(z|x) ‖ p(z))",
                    "distortion D = −E log p(x|z)", "nats", "nats")
         self.plot.getAxis("bottom").setLabel("rate R = KL(q(z|x) ‖ p(z))", units="nats")
-        self.legend = self.plot.addLegend(offset=(10, -10), labelTextSize="9pt")
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
         self.legend.setBrush(brush("#ffffff", 200))
 
         grey = pen("#888888", 1.0, alpha=120, style=Qt.PenStyle.DotLine)
@@ -291,6 +291,9 @@ class RateDistortionPanel(PlotPanel):
                 f"R = {r:.3f} nats   D = {d:.3f} nats\nELBO = {-(r + d):.3f} nats")
         self.hover_marker.setData([r], [d])
         self.hover_text.setText(text)
+        # Keep the read-out inside the view: open it towards the centre.
+        (x0, x1), (y0, y1) = vb.viewRange()
+        self.hover_text.setAnchor((1.0 if r > (x0 + x1) / 2 else 0.0, 0.0 if d > (y0 + y1) / 2 else 1.0))
         self.hover_text.setPos(r, d)
         self.hover_marker.show()
         self.hover_text.show()
