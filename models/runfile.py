@@ -38,7 +38,7 @@ STATUSES = ("running", "finished", "stopped", "diverged", "error")
 
 STATUS_BYTES = 16
 MESSAGE_BYTES = 1024
-VERDICT_BYTES = 512
+VERDICT_BYTES = 2048
 FLUSH_SECONDS = 2.0
 
 # Per-step columns (one row per logged step): name -> dtype. kl_per_dim is [n, latent_dim].

@@ -4,7 +4,8 @@ Plain Python, no Qt: ``Trainer.run()`` blocks, so the GUI calls it from a worker
 adapts the events to signals. Each step trains on ``objectives.training_loss`` (KL warm-up and
 free bits), but every number reported is the true bound's: ELBO = -(D + R) per sample, in nats.
 
-Events, in order: a ``StepEvent`` every ``log_every`` steps (means over those steps), an
+Events, in order: a ``StepEvent`` every ``log_every`` steps and at each epoch's end (means over
+the steps since the previous one), an
 ``EpochEvent`` per epoch (validation ELBO, D, R, KL per dimension and the latent diagnostics of
 the validation encodings), and one ``FinishedEvent``. Callbacks run on the training thread; one
 that raises ends the run with status "error" and its exception is re-raised from ``run()``.
@@ -488,71 +489,58 @@ class Trainer:
         found_inf = torch.zeros((), dtype=torch.float32, device=dev)
         self.optimizer.found_inf = found_inf  # type: ignore[attr-defined]
         k = 0  # rows of buf in use
-        pending: list[np.ndarray] = []  # host rows not yet reported in a StepEvent
-        pending_sizes: list[int] = []
-        row_steps: list[int] = []
         row_sizes: list[int] = []
         t_mark = time.perf_counter()
         excluded = 0.0  # seconds of validation and pauses since t_mark
         lr = float(tc.lr)
+        epoch_sums = np.zeros(d + 2)
+        epoch_count = 0.0
 
-        def emit_steps() -> None:
-            nonlocal t_mark, excluded
-            if not pending:
-                return
-            rows = np.stack(pending)
-            sizes = np.asarray(pending_sizes, dtype=np.float64)
-            mean = (rows * sizes[:, None]).sum(0) / sizes.sum()
-            now = time.perf_counter()
-            elapsed = max(now - t_mark - excluded, 1e-9)
-            kl = mean[1 : d + 1]
-            rate = float(kl.sum())
-            ev = StepEvent(
-                step=self._good_step,
-                epoch=self.epoch,
-                elbo=-(float(mean[0]) + rate),
-                distortion=float(mean[0]),
-                rate=rate,
-                kl_per_dim=kl.copy(),
-                beta=float(kl_weight(self._good_step - 1, obj)),
-                lr=lr,
-                samples_per_s=float(sizes.sum() / elapsed),
-            )
-            pending.clear()
-            pending_sizes.clear()
-            t_mark, excluded = now, 0.0
-            if self._writer is not None:
-                self._writer.log_step(ev)
-            self._emit(ev)
-
-        def drain() -> str | None:
-            """Move buf's rows to the host; returns a divergence message, or None."""
-            nonlocal k
+        def report() -> str | None:
+            """Bring buf's rows to the host (the one sync), add them to the epoch's sums and emit
+            a StepEvent for the finite ones. Returns a divergence message, or None."""
+            nonlocal k, t_mark, excluded, epoch_sums, epoch_count
             if k == 0:
                 return None
             rows = buf[:k].double().cpu().numpy()
-            steps, sizes = list(row_steps), list(row_sizes)
+            sizes = np.asarray(row_sizes, dtype=np.float64)
+            first = self.step - k + 1  # the step of rows[0]
             k = 0
-            row_steps.clear()
             row_sizes.clear()
             finite = np.isfinite(rows).all(1)
             n_good = len(rows) if finite.all() else int(np.argmin(finite))
-            for i in range(n_good):
-                pending.append(rows[i])
-                pending_sizes.append(sizes[i])
-                epoch_sums[0] += rows[i] * sizes[i]
-                epoch_sums[1] += sizes[i]
-                self._good_step = steps[i]
-                if len(pending) >= tc.log_every:
-                    emit_steps()
+            now = time.perf_counter()
+            if n_good:
+                good, w = rows[:n_good], sizes[:n_good]
+                epoch_sums = epoch_sums + (good * w[:, None]).sum(0)
+                epoch_count += w.sum()
+                mean = (good * w[:, None]).sum(0) / w.sum()
+                self._good_step = first + n_good - 1
+                kl = mean[1 : d + 1]
+                rate = float(kl.sum())
+                ev = StepEvent(
+                    step=self._good_step,
+                    epoch=self.epoch,
+                    elbo=-(float(mean[0]) + rate),
+                    distortion=float(mean[0]),
+                    rate=rate,
+                    kl_per_dim=kl.copy(),
+                    beta=float(kl_weight(self._good_step - 1, obj)),
+                    lr=lr,
+                    samples_per_s=float(sizes.sum() / max(now - t_mark - excluded, 1e-9)),
+                )
+                if self._writer is not None:
+                    self._writer.log_step(ev)
+                self._emit(ev)
+            t_mark, excluded = now, 0.0
             if n_good == len(rows):
                 return None
-            return self._divergence_message(rows[n_good], steps[n_good])
+            return self._divergence_message(rows[n_good], first + n_good)
 
         for epoch in range(1, tc.epochs + 1):
             self.epoch = epoch
             t_epoch = time.perf_counter()
-            epoch_sums: list[Any] = [np.zeros(d + 2), 0.0]
+            epoch_sums, epoch_count = np.zeros(d + 2), 0.0
             for xb, nb in self._batches(epoch):
                 if not self._resume.is_set():  # paused: wait between steps, stop still works
                     t_pause = time.perf_counter()
@@ -581,38 +569,31 @@ class Trainer:
                     found_inf.logical_or_(~torch.isfinite(stats).all())
                 self.optimizer.step()
                 self.step += 1
-                row_steps.append(self.step)
                 row_sizes.append(nb)
                 k += 1
-                if k == tc.log_every:
-                    diverged = drain()
+                if self.step % tc.log_every == 0:
+                    diverged = report()
                     if diverged is not None:
-                        emit_steps()
                         return "diverged", diverged
-            diverged = drain()
+            diverged = report()  # the epoch's last steps: a row at every epoch's end
             if diverged is not None:
-                emit_steps()
                 return "diverged", diverged
             if self._stop.is_set():
-                emit_steps()
                 return "stopped", (
                     f"stopped at step {self._good_step} of {self.total_steps}, during epoch "
                     f"{epoch} ({self._epochs_done} of {tc.epochs} epochs complete)"
                 )
             t_val = time.perf_counter()
-            ev = self._evaluate(epoch, epoch_sums, t_epoch)
+            ev = self._evaluate(epoch, epoch_sums / max(epoch_count, 1.0), t_epoch)
             if self._writer is not None:
                 self._writer.save_weights(self.model, step=self._good_step)
                 self._writer.log_epoch(ev)
             self._epochs_done = epoch
             self._emit(ev)
             excluded += time.perf_counter() - t_val
-        emit_steps()
         if self._stop.is_set():
             return "stopped", f"stopped after {self._epochs_done} of {tc.epochs} epochs"
-        return "finished", (
-            f"finished {tc.epochs} epochs ({self._good_step} steps)"
-        )
+        return "finished", f"finished {tc.epochs} epochs ({self._good_step} steps)"
 
     def _divergence_message(self, row: np.ndarray, step: int) -> str:
         d = self.config.model.latent_dim
@@ -633,7 +614,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
-    def _evaluate(self, epoch: int, epoch_sums: list[Any], t_epoch: float) -> EpochEvent:
+    def _evaluate(self, epoch: int, train_means: np.ndarray, t_epoch: float) -> EpochEvent:
         from .diagnostics import latent_summary, verdict
 
         assert self._val_dev is not None
@@ -656,8 +637,7 @@ class Trainer:
         summary = latent_summary(mu, lv, rng=0)
         distortion = float(dist_sum) / self.n_val
         rate = float(summary["rate"])
-        sums, count = epoch_sums
-        tr = sums / max(count, 1.0)
+        tr = train_means
         tr_rate = float(tr[1 : d + 1].sum())
         return EpochEvent(
             epoch=epoch,

@@ -52,7 +52,7 @@ def test_events_come_in_order_with_the_true_elbo(spec, tmp_path):
     n_train = 72  # 96 rows, a quarter held out
     assert trainer.n_train == n_train and trainer.n_val == 24
     assert trainer.total_steps == 2 * 5 == fin.step  # ceil(72 / 16) per epoch
-    assert [e.step for e in steps] == [2, 4, 6, 8, 10]
+    assert [e.step for e in steps] == [2, 4, 5, 6, 8, 10]  # every 2 steps and at epoch ends
     assert [e.epoch for e in epochs] == [1, 2] and [e.step for e in epochs] == [5, 10]
     for e in steps:
         assert e.rate == pytest.approx(e.kl_per_dim.sum()) and e.kl_per_dim.shape == (3,)
@@ -69,7 +69,7 @@ def test_events_come_in_order_with_the_true_elbo(spec, tmp_path):
     with RunReader(tmp_path / "run.h5") as r:
         assert r.status == "finished" and r.weights_step == 10
         s, ep = r.steps(), r.epochs()
-        assert s["step"].tolist() == [2, 4, 6, 8, 10]
+        assert s["step"].tolist() == [2, 4, 5, 6, 8, 10]
         np.testing.assert_allclose(s["elbo"], [e.elbo for e in steps])
         np.testing.assert_allclose(s["kl_per_dim"], np.stack([e.kl_per_dim for e in steps]))
         np.testing.assert_allclose(ep["val_elbo"], [e.val_elbo for e in epochs])
