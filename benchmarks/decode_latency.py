@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="intra-op threads for both runtimes")
     args = ap.parse_args()
     threads = args.threads or default_threads()
+    load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     rng = np.random.default_rng(0)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,6 +133,7 @@ def main() -> None:
         "threads": threads,
         "ort_small_batch_single_thread_up_to": SMALL_BATCH,
         "cpu_count": os.cpu_count(),
+        "load_avg_1min_before": load_before,  # other work on the machine inflates p99 figures
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "onnxruntime": ort.__version__,

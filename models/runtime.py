@@ -353,7 +353,12 @@ class OnnxDecoder:
             )
         if arr.shape[0] == 0:
             raise ModelFileError(f"{self.path}: no latent vectors to decode")
-        if not np.isfinite(arr).all():
+        # Exact and cheaper than isfinite().all(): a float64 sum of float32 values cannot
+        # overflow, and any NaN or inf makes it non-finite.
+        finite = (
+            np.isfinite(arr).all() if arr.dtype == np.float64 else math.isfinite(arr.sum(dtype=np.float64))
+        )
+        if not finite:
             raise ModelFileError(f"{self.path}: latent vectors must be finite (got NaN or inf)")
         return arr, single
 
@@ -365,10 +370,9 @@ class OnnxDecoder:
         out = self._run(arr)
         return out[0] if single else out
 
-    def decode(self, z: Any) -> np.ndarray:
-        """Display-ready float32 values in [0, 1]: [N, *output_shape] for z [N, d], or one
-        sample [*output_shape] for z [d]. Values are mapped linearly from
-        :attr:`display_range` to [0, 1] and clipped."""
+    def _display(self, z: Any, top: float) -> tuple[np.ndarray, bool]:
+        """Decode and map display_range to [0, top] in place (top 255: plus 0.5, for rounding
+        by truncation). NaN outputs (a broken third-party model) become 0, inf is clipped."""
         arr, single = self._prepare(z)
         out = self._run(arr)
         if out.dtype != np.float32:
@@ -377,20 +381,27 @@ class OnnxDecoder:
             out = out.copy()
         if not self._identity_range:
             np.subtract(out, self._offset, out=out)
-            np.multiply(out, self._scale, out=out)
-        np.clip(out, 0.0, 1.0, out=out)
+            np.multiply(out, self._scale * np.float32(top), out=out)
+        elif top != 1.0:
+            np.multiply(out, np.float32(top), out=out)
+        if top != 1.0:
+            np.add(out, np.float32(0.5), out=out)
+        np.fmax(out, np.float32(0.0), out=out)  # fmax/fmin, unlike clip, turn NaN into a bound
+        np.fmin(out, np.float32(top), out=out)
+        return out, single
+
+    def decode(self, z: Any) -> np.ndarray:
+        """Display-ready float32 values in [0, 1]: [N, *output_shape] for z [N, d], or one
+        sample [*output_shape] for z [d]. Values are mapped linearly from
+        :attr:`display_range` to [0, 1] and clipped."""
+        out, single = self._display(z, 1.0)
         return out[0] if single else out
 
     def decode_uint8(self, z: Any) -> np.ndarray:
-        """Display-ready uint8 images in [0, 255]: [N, *image_shape] for z [N, d] (grey
-        [N, H, W] or RGB [N, H, W, 3]), or one image [*image_shape] for z [d]."""
-        x = self.decode(z)
-        single = x.ndim == len(self.output_shape)
-        if single:
-            x = x[None]
-        np.multiply(x, 255.0, out=x)
-        np.add(x, 0.5, out=x)
-        img = to_images(x.astype(np.uint8), self.output_shape)
+        """Display-ready uint8 images, ``round(255 * decode(z))``: [N, *image_shape] for z [N, d]
+        (grey [N, H, W] or RGB [N, H, W, 3]), or one image [*image_shape] for z [d]."""
+        out, single = self._display(z, 255.0)
+        img = to_images(out.astype(np.uint8), self.output_shape)
         return img[0] if single else img
 
     def __repr__(self) -> str:
