@@ -206,6 +206,18 @@ def test_unscaled_outputs_get_a_fixed_display_range(tmp_path) -> None:
     assert again.display_range == (lo, hi)  # the same range every time the file is opened
 
 
+def test_nan_outputs_of_a_broken_decoder_show_as_black(tmp_path) -> None:
+    meta = {META_PREFIX + "display_range": "[0.0, 1.0]"}
+    d = OnnxDecoder(_matmul_decoder(tmp_path / "log.onnx", post="Log", meta=meta))
+    z = np.random.default_rng(12).standard_normal((20, 3)).astype(np.float32)
+    raw = d.decode_raw(z)
+    assert np.isnan(raw).any() and np.isfinite(raw).any()  # log of negative values
+    shown, img = d.decode(z), d.decode_uint8(z)  # no warning (warnings are errors in this suite)
+    assert (shown[np.isnan(raw)] == 0).all() and (img.reshape(20, 4)[np.isnan(raw)] == 0).all()
+    ok = np.isfinite(raw)
+    np.testing.assert_allclose(shown[ok], np.clip(raw[ok], 0, 1), atol=1e-6)
+
+
 def test_display_range_from_metadata(tmp_path) -> None:
     meta = {META_PREFIX + "display_range": "[-2.0, 2.0]"}
     d = OnnxDecoder(_matmul_decoder(tmp_path / "r.onnx", post=None, meta=meta))
