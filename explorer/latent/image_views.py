@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
+from models import latent_math as lm
 from models.errors import ExportError
 
 from .model import LatentSpace
@@ -37,12 +38,16 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         vb.setDefaultPadding(0.0)
         for name in ("left", "bottom"):
             self.plot.showAxis(name, axes)
-        self.plot.getAxis("bottom").setStyle(tickLength=0)
-        self.plot.getAxis("left").setStyle(tickLength=0)
+            axis = self.plot.getAxis(name)
+            axis.setStyle(tickLength=0)
+            axis.setPen(pg.mkPen(None))  # labels only: the axis line would overhang the image
+            axis.setTextPen(pg.mkPen(pg.getConfigOption("foreground")))
         self.item = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.item)
         self.image: np.ndarray | None = None
         self._shape: tuple[int, ...] | None = None
+        self._title = title
+        self._ticks: dict[str, list] = {}
 
     def set_image(self, image: np.ndarray) -> None:
         self.image = image
@@ -53,7 +58,16 @@ class ImagePlot(pg.GraphicsLayoutWidget):
             self.plot.getViewBox().setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
 
     def set_title(self, title: str) -> None:
-        self.plot.setTitle(title)
+        """Set the title; unchanged text costs nothing (no relayout, no repaint)."""
+        if title != self._title:
+            self._title = title
+            self.plot.setTitle(title)
+
+    def set_ticks(self, axis: str, ticks: list[tuple[float, str]]) -> None:
+        """Label positions along ``axis`` ("bottom" or "left"); unchanged ticks cost nothing."""
+        if self._ticks.get(axis) != ticks:
+            self._ticks[axis] = ticks
+            self.plot.getAxis(axis).setTicks([ticks, []])
 
     def save_png(self, path: str | os.PathLike, scale: int | None = None) -> str:
         """Save the image shown (not the widget) as PNG; see :func:`save_png`."""
@@ -138,7 +152,7 @@ class StripView(ImagePlot):
         self.set_image(r.strip)
         w = r.strip_images.shape[2]
         ticks = [(_cell(w, row), f"A{k + 1}") for k, row in enumerate(self.space.anchor_rows())]
-        self.plot.getAxis("bottom").setTicks([ticks, []])
+        self.set_ticks("bottom", ticks)
         s = self.space
         self.set_title(
             f"{s.mode.capitalize()} interpolation, {s.steps} steps per segment, "
@@ -177,13 +191,12 @@ class TraversalView(ImagePlot):
         h, w = r.grid_images.shape[1:3]
         left = [(_cell(h, i), text) for i, text in enumerate(self.row_labels())]
         bottom = [(_cell(w, j), f"{v:g}") for j, v in enumerate(r.grid_values)]
-        self.plot.getAxis("left").setTicks([left, []])
-        self.plot.getAxis("bottom").setTicks([bottom, []])
+        self.set_ticks("left", left)
+        self.set_ticks("bottom", bottom)
         kl_known = self.space.kl_per_dim is not None
         self.set_title(
-            f"Traversal at anchor A{self.space.current_anchor + 1}: rows "
-            + ("by KL (nats), most first" if kl_known else "by index (no KL known)")
-            + ", columns: value of that dimension"
+            f"Traversal at A{self.space.current_anchor + 1}: "
+            + ("rows by KL (nats)" if kl_known else "rows by index (KL unknown)")
         )
 
 
@@ -194,6 +207,7 @@ class SampleView(ImagePlot):
         super().__init__("Click a point on the map", parent, axes=True)
         self.space = space
         self.plot.hideAxis("left")
+        self.set_ticks("bottom", [])
         self.index: int | None = None
 
     def show_point(self, k: int) -> None:
@@ -207,11 +221,9 @@ class SampleView(ImagePlot):
             images.insert(0, self._as_image(row, recon.shape))
             names.insert(0, "data")
         stacked = np.stack(images)
-        from models import latent_math as lm
-
         self.set_image(lm.tile(stacked, 1, len(images), pad=1, fill=GAP_GREY))
         w = recon.shape[1]
-        self.plot.getAxis("bottom").setTicks([[(_cell(w, i), n) for i, n in enumerate(names)], []])
+        self.set_ticks("bottom", [(_cell(w, i), n) for i, n in enumerate(names)])
         what = "point" if space.has_encodings else "prior draw"
         label = ""
         if space.labels is not None and space.label_names:

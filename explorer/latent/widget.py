@@ -104,7 +104,6 @@ class LatentExplorerWidget(QWidget):
         self.map.pointClicked.connect(self.sample_view.show_point)
         self.map.dragFinished.connect(lambda _i: self.renderer.settle())
         self.sliders.released.connect(self.renderer.settle)
-        self.renderer.frameReady.connect(lambda: self.map.set_path(self.renderer.path))
         self.renderer.failed.connect(self._report)
         space.anchorsChanged.connect(self._update_buttons)
         space.pointsChanged.connect(lambda: self.set_status(self.describe()))
