@@ -251,8 +251,8 @@ class Trainer:
         self.model = model.to(self.device)
         self.model.train()
         self._params = [p for p in self.model.parameters() if p.requires_grad]
-        fused = self.device.type in ("cuda", "cpu")
-        self.optimizer = torch.optim.Adam(self._params, lr=tc.lr, fused=fused or None)
+        # fused: one kernel for the whole update, and it honours found_inf (see _loop)
+        self.optimizer = torch.optim.Adam(self._params, lr=tc.lr, fused=True)
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(tc.seed)
 
@@ -270,6 +270,8 @@ class Trainer:
         self._callback_error: BaseException | None = None
         self._train_dev: torch.Tensor | None = None
         self._val_dev: torch.Tensor | None = None
+        if train.in_memory:  # now, so unusable data fail before a run file is made
+            self._upload_train()
 
     @classmethod
     def from_config(cls, config: RunConfig, **kwargs: Any) -> Trainer:

@@ -144,6 +144,12 @@ def test_bernoulli_refuses_data_outside_the_unit_interval(tmp_path):
     with pytest.raises(DataError, match="use --likelihood gaussian") as info:
         Trainer.from_config(tiny_config(spec), device="cpu")
     assert "\n" not in str(info.value) and "wide.h5" in str(info.value)
+    # training rows out of range, validation rows fine: refused before any run file is made
+    train, idx, val_x = prepare_run(tiny_config(spec))
+    with pytest.raises(DataError, match="training rows range over"):
+        Trainer(tiny_config(spec), train, np.clip(val_x, 0, 1), train_indices=idx, device="cpu",
+                run_path=tmp_path / "run.h5")
+    assert not (tmp_path / "run.h5").exists()
     gauss = ModelConfig(arch="mlp", data_shape=(1, SIZE, SIZE), latent_dim=3, hidden=(32,),
                         likelihood="gaussian")
     _, _, fin = _train(tiny_config(spec, epochs=1, model=gauss))
@@ -301,6 +307,8 @@ def test_out_of_core_data_train_through_iter_batches(spec, tmp_path):
     assert sum(len(b) for b in seen if len(b) <= 16) >= 2 * 64  # both epochs, every row
     assert set(torch.cat([b.flatten() for b in seen]).unique().tolist()) == {0.0, 1.0}
     data.close()
+    whole = load_dataset(spec)  # a Dataset as the validation set: every row of it is used
+    assert Trainer(cfg, whole, whole, device="cpu").n_val == 96
 
 
 def test_conv_model_and_prepare_run(spec, tmp_path):
