@@ -238,7 +238,9 @@ class LatentExplorerPanel(QWidget):
         thread = start_worker(worker, "latent-explorer-load")
         self._worker, self._thread = worker, thread
         self._threads.append((thread, worker))
-        thread.finished.connect(lambda t=thread: self._forget(t))
+        # A bound method of this (GUI-thread) object: QThread.finished is emitted from the
+        # finishing thread, and a lambda would run there.
+        thread.finished.connect(self._on_thread_finished)
         self.source_label.setText(f"Exporting the decoder of {os.path.basename(run_path)}…")
         self.progress.setRange(0, 0)
         self.progress.show()
@@ -246,7 +248,8 @@ class LatentExplorerPanel(QWidget):
         self._update_buttons()
         return True
 
-    def _forget(self, thread: QThread) -> None:
+    def _on_thread_finished(self) -> None:
+        thread = self.sender()
         self._threads = [(t, w) for t, w in self._threads if t is not thread]
         if self._thread is thread:
             self._thread = None

@@ -1,9 +1,9 @@
 """Decoding for the explorer's views, throttled to the display's rate.
 
 A drag emits far more position changes than a screen shows. :class:`LiveRenderer` remembers
-only that the model changed and decodes on a timer: at once when the last frame is older than one
-display period (so a single move shows with no added delay), otherwise when the period is up, so
-a burst of moves costs one decode per displayed frame. Each frame decodes the whole path through
+only that the model changed: it decodes at once when the last frame is older than one display
+period (so a single move shows with no added delay), otherwise on a timer when the period is up,
+with the latest state, so a burst of moves costs one decode per displayed frame. Each frame decodes the whole path through
 the anchors (the interpolation strip; the anchors are rows of it) in one batch call.
 
 The traversal grid (one decode of dimensions x columns latents) follows the current anchor after
@@ -39,8 +39,9 @@ def display_period_ms() -> float:
 class Throttle(QObject):
     """Calls ``callback`` at most once per ``interval_ms``, coalescing requests in between.
 
-    ``request()`` runs it on the next event-loop pass when the last call is at least one
-    interval old, else when the interval is up; requests made while one is pending merge into it.
+    ``request()`` runs it at once when the last call is at least one interval old (the leading
+    edge: a lone change shows with no added delay), else when the interval is up; requests made
+    while one is pending merge into it (the trailing edge shows the latest state).
     """
 
     def __init__(self, callback, interval_ms: float, parent: QObject | None = None) -> None:
@@ -60,8 +61,11 @@ class Throttle(QObject):
     def request(self) -> None:
         if self._timer.isActive():
             return
-        elapsed = (time.perf_counter() - self._last) * 1000.0
-        self._timer.start(int(max(0.0, self.interval_ms - elapsed)))
+        wait = self.interval_ms - (time.perf_counter() - self._last) * 1000.0
+        if wait <= 0.0:
+            self._fire()
+        else:
+            self._timer.start(max(1, int(round(wait))))
 
     def flush(self) -> None:
         """Run a pending call now."""
