@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import tempfile
+import threading
 import time
 import tomllib
 import warnings
@@ -49,6 +50,10 @@ OPSET = 20
 ATOL = 1e-4
 
 Role = Literal["decoder", "encoder"]
+
+#: torch's exporter keeps process-wide state (torch.export, dynamo): two exports at once from two
+#: threads (File > Export and the latent explorer's export of the current run) fail. They take turns.
+_EXPORT_LOCK = threading.Lock()
 
 DECODER_INPUT, DECODER_OUTPUT = "z", "x_mean"
 ENCODER_INPUT, ENCODER_OUTPUTS = "x", ("mu", "logvar")
@@ -338,7 +343,8 @@ def _export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any] | Non
     props = _metadata_props(model, role, metadata)
 
     try:
-        proto = _to_onnx(module, example, in_name, out_names, opset)
+        with _EXPORT_LOCK:
+            proto = _to_onnx(module, example, in_name, out_names, opset)
     except ExportError:
         raise
     except Exception as exc:  # the exporter's own failure: report it in one line
