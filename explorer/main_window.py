@@ -260,6 +260,9 @@ class MainWindow(QMainWindow):
         self.kl_dock = self.add_dock(self.kl_panel, "KL per dimension", B, "dock.kl")
         self.diagnosis_dock = self.add_dock(self.diagnosis_panel, "Diagnosis", B, "dock.diagnosis")
         self._default_layout()
+        from .latent.panel import install as install_latent_explorer  # its dock, menu, .onnx files
+
+        self.latent_panel = install_latent_explorer(self)  # tabbed with the rate-distortion plane
         self.view_menu.addSeparator()
         self.view_menu.addAction(self.act_reset_layout)
         self._default_state = self.saveState(SETTINGS_VERSION)
@@ -624,5 +627,6 @@ class MainWindow(QMainWindow):
                 QApplication.restoreOverrideCursor()
         else:
             self.controller.shutdown()
+        self.latent_panel.shutdown()
         self.save_settings()
         event.accept()
