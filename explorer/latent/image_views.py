@@ -48,6 +48,7 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         self._shape: tuple[int, ...] | None = None
         self._title = title
         self._ticks: dict[str, list] = {}
+        self.cell_height: int | None = None  # height of one tiled image, when tiled
 
     def set_image(self, image: np.ndarray) -> None:
         self.image = image
@@ -70,9 +71,12 @@ class ImagePlot(pg.GraphicsLayoutWidget):
             self.plot.getAxis(axis).setTicks([ticks, []])
 
     def save_png(self, path: str | os.PathLike, scale: int | None = None) -> str:
-        """Save the image shown (not the widget) as PNG; see :func:`save_png`."""
+        """Save the image shown (not the widget) as PNG; see :func:`save_png`. By default each
+        pixel becomes a block sized so that one tiled image is about 112 pixels high."""
         if self.image is None:
             raise ExportError(f"{os.fspath(path)}: nothing decoded yet to save")
+        if scale is None:
+            scale = default_scale(self.cell_height or self.image.shape[0])
         return save_png(self.image, path, scale)
 
 
@@ -84,7 +88,7 @@ def default_scale(height: int) -> int:
 def save_png(image: np.ndarray, path: str | os.PathLike, scale: int | None = None) -> str:
     """Write a uint8 image [H, W] or [H, W, 3] as PNG, each pixel a ``scale`` x ``scale`` block.
 
-    ``scale`` defaults to :func:`default_scale` of the tile height. The file is written to a
+    ``scale`` defaults to :func:`default_scale` of the image height. The file is written to a
     temporary name in the same folder and renamed, so a failed save leaves no partial file.
     Raises :class:`ExportError` with one line naming the file.
     """
@@ -93,7 +97,7 @@ def save_png(image: np.ndarray, path: str | os.PathLike, scale: int | None = Non
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
         raise ExportError(f"{path}: cannot save an image of shape {img.shape} as PNG")
     if scale is None:
-        scale = 1 if img.shape[0] > 64 else default_scale(img.shape[0])
+        scale = default_scale(img.shape[0])
     if scale > 1:
         img = np.ascontiguousarray(np.repeat(np.repeat(img, scale, axis=0), scale, axis=1))
     h, w = img.shape[:2]
@@ -150,6 +154,7 @@ class StripView(ImagePlot):
         if r.strip is None or r.strip_images is None:
             return
         self.set_image(r.strip)
+        self.cell_height = r.strip_images.shape[1]
         w = r.strip_images.shape[2]
         ticks = [(_cell(w, row), f"A{k + 1}") for k, row in enumerate(self.space.anchor_rows())]
         self.set_ticks("bottom", ticks)
@@ -189,6 +194,7 @@ class TraversalView(ImagePlot):
             return
         self.set_image(r.grid)
         h, w = r.grid_images.shape[1:3]
+        self.cell_height = h
         left = [(_cell(h, i), text) for i, text in enumerate(self.row_labels())]
         bottom = [(_cell(w, j), f"{v:g}") for j, v in enumerate(r.grid_values)]
         self.set_ticks("left", left)

@@ -346,3 +346,53 @@ class LatentExplorerPanel(QWidget):
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+
+def install(window: Any) -> LatentExplorerPanel:
+    """Add the explorer to the app's main window through its extension API.
+
+    A "Latent explorer" dock (tabbed with the rate-distortion plane) following the window's
+    current run; File > Open ONNX decoder… (Ctrl+Shift+D); ``.onnx`` files opened by the window
+    (File > Open, drag and drop, the command line, recent files) go to the explorer; errors go
+    to the window's error dialog and messages to its status bar. Call ``shutdown()`` on the
+    returned panel when the window closes.
+    """
+    from PySide6.QtGui import QAction, QKeySequence
+
+    panel = LatentExplorerPanel(window.runs)
+    dock = window.add_dock(panel, "Latent explorer", Qt.DockWidgetArea.RightDockWidgetArea,
+                           "dock.latent")
+    rd_dock = getattr(window, "rd_dock", None)
+    if rd_dock is not None:
+        window.tabifyDockWidget(rd_dock, dock)
+        rd_dock.raise_()
+    panel.dock = dock
+
+    def open_decoder(path: str) -> None:
+        if panel.open_decoder(path):
+            dock.show()
+            dock.raise_()
+
+    def open_dialog() -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            window, "Open ONNX decoder", "", "ONNX models (*.onnx);;All files (*)"
+        )
+        if path:
+            window.open_path(path)  # through the window: recent files, then open_decoder
+
+    action = QAction("Open ONNX &decoder…", window)
+    action.setShortcut(QKeySequence("Ctrl+Shift+D"))
+    action.setStatusTip("Explore a decoder someone shared (no training data or torch needed)")
+    action.triggered.connect(open_dialog)
+    recent = getattr(window, "recent_menu", None)
+    if recent is not None:
+        window.file_menu.insertAction(recent.menuAction(), action)
+    else:
+        window.file_menu.addAction(action)
+    window.act_open_decoder = action
+    window.add_file_handler((".onnx",), open_decoder)
+    panel.error.connect(window.show_error)
+    panel.message.connect(lambda text: window.statusBar().showMessage(text, 8000))
+    panel.open_button.clicked.disconnect()
+    panel.open_button.clicked.connect(open_dialog)
+    return panel

@@ -69,6 +69,8 @@ class LatentExplorerWidget(QWidget):
         for b in (self.save_strip_button, self.save_grid_button):
             buttons.addWidget(b)
 
+        self.map.setMinimumSize(240, 200)
+        self.strip_view.setMinimumHeight(90)
         side = QSplitter(Qt.Orientation.Vertical)
         side.addWidget(self.anchor_view)
         side.addWidget(self.sample_view)
