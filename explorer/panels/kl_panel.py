@@ -103,6 +103,10 @@ class KLPanel(PlotPanel):
         self.bar_dims = np.zeros(0, dtype=int)
         self.collapsed = np.zeros(0, dtype=bool)
         self.heat_data = np.zeros((0, 0))
+        self._layout_key: tuple | None = None
+        self._y_top: float | None = None
+        self._levels: tuple[float, float] | None = None
+        self._heat_log: bool | None = None
 
         self._throttle = RefreshThrottle(self._redraw, parent=self)
         for widget in (self.show_combo, self.order_combo):
@@ -121,6 +125,7 @@ class KLPanel(PlotPanel):
                 except (RuntimeError, TypeError):
                     pass
         self.session = session
+        self._levels = self._y_top = None
         if session is not None:
             session.stepsAppended.connect(self._throttle.mark_dirty)
             session.epochsAppended.connect(self._throttle.mark_dirty)
@@ -182,29 +187,34 @@ class KLPanel(PlotPanel):
             self.bars.setOpts(x=np.arange(d), y0=0.0, height=shown, width=0.8,
                               brushes=[brush(c) for c in colours])
             self.threshold.setPos(thr)
-        self.bar_plot.getAxis("left").setLogMode(False, log)
-        unit = "nats" if mode == "kl" else None
-        self.bar_plot.setLabel("left", "KL" if mode == "kl" else "activity", units=unit)
-        self.threshold.label.setFormat(
-            "collapse threshold: activity 0.01" if mode == "activity"
-            else "KL 0.005 nats: below ⇒ collapsed")
-        axis = self.bar_plot.getAxis("bottom")
-        if d <= 40:
-            axis.setTicks([[(i, str(int(k))) for i, k in enumerate(dims)]])
-        else:
-            axis.setTicks(None)
-        axis.setLabel("latent dimension" + (" (sorted)" if self.order_combo.currentData() == "sorted" else ""))
-        self.bar_plot.setXRange(-0.6, d - 0.4, padding=0)
+        sorted_order = self.order_combo.currentData() == "sorted"
+        key = (mode, log, sorted_order, tuple(int(k) for k in dims) if d <= 40 else d)
+        if key != self._layout_key:  # axes, labels and ticks change rarely: set them only then
+            self._layout_key = key
+            self.bar_plot.getAxis("left").setLogMode(False, log)
+            self.bar_plot.setLabel("left", "KL" if mode == "kl" else "activity",
+                                   units="nats" if mode == "kl" else None)
+            self.threshold.label.setFormat(
+                "collapse threshold: activity 0.01" if mode == "activity"
+                else "KL 0.005 nats: below ⇒ collapsed")
+            axis = self.bar_plot.getAxis("bottom")
+            axis.setTicks([[(i, str(int(k))) for i, k in enumerate(dims)]] if d <= 40 else None)
+            axis.setLabel("latent dimension" + (" (sorted)" if sorted_order else ""))
+            self.bar_plot.setXRange(-0.6, d - 0.4, padding=0)
+            self._y_top = None
         if log:
-            top = math.log10(max(float(np.max(shown)), thr, LOG_FLOOR * 10))
-            self.bar_plot.setYRange(math.log10(LOG_FLOOR), top + 0.15, padding=0)
+            y0, top = math.log10(LOG_FLOOR), math.log10(max(float(np.max(shown)), thr, LOG_FLOOR * 10)) + 0.15
         else:
-            self.bar_plot.setYRange(0, max(float(np.max(shown)), thr) * 1.08, padding=0)
+            y0, top = 0.0, max(float(np.max(shown)), thr) * 1.08
+        # Rescale when the bars outgrow the view or shrink to well under it, not at every step.
+        if self._y_top is None or top > self._y_top or (top - y0) < 0.6 * (self._y_top - y0):
+            self._y_top = top
+            self.bar_plot.setYRange(y0, top, padding=0)
         n_coll = int(collapsed.sum())
-        self.summary.setText(
-            f"{s.name}: {d - n_coll} of {d} dimensions active, {n_coll} collapsed"
-            + (f" ({basis})" if basis else "") + "."
-        )
+        text = (f"{s.name}: {d - n_coll} of {d} dimensions active, {n_coll} collapsed"
+                + (f" ({basis})" if basis else "") + ".")
+        if text != self.summary.text():
+            self.summary.setText(text)
         self._draw_heatmap(s, log)
 
     def _clear(self, text: str) -> None:
@@ -241,11 +251,15 @@ class KLPanel(PlotPanel):
         finite = data[np.isfinite(data)]
         if finite.size:
             lo = math.log10(LOG_FLOOR) if log else 0.0
-            hi = float(np.percentile(finite, 99.5))
-            hi = max(hi, lo + 1e-6)
-            self.colour_bar.setLevels((lo, hi))
-        self.colour_bar.axis.setLogMode(False, log)
-        self.colour_bar.getAxis("left").setLabel("KL (nats, log scale)" if log else "KL (nats)")
+            hi = max(float(np.percentile(finite, 99.5)), lo + 1e-6)
+            old = self._levels
+            if old is None or old[0] != lo or abs(hi - old[1]) > 0.05 * (old[1] - old[0]):
+                self._levels = (lo, hi)
+                self.colour_bar.setLevels((lo, hi))
+        if log != self._heat_log:
+            self._heat_log = log
+            self.colour_bar.axis.setLogMode(False, log)
+            self.colour_bar.getAxis("left").setLabel("KL (nats, log scale)" if log else "KL (nats)")
         first = float(steps[0]) if np.isfinite(steps[0]) else 0.0
         last = float(steps[-1]) if np.isfinite(steps[-1]) else float(n)
         per_col = (last - first) / max(1, len(binned) - 1) if len(binned) > 1 else 1.0

@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from ..session import RunSession, RunsModel
 from .common import PlotPanel, RefreshThrottle, brush, finite_xy, nice_step, pen, style_plot
@@ -38,7 +38,9 @@ class _RunItems:
     def __init__(self, plot: pg.PlotItem, session: RunSession) -> None:
         colour = session.colour
         self.session = session
-        self.train = pg.PlotDataItem(pen=pen(colour, 1.0, alpha=110), name=session.label)
+        # Dense lines are drawn without antialiasing: it halves their software paint time.
+        self.train = pg.PlotDataItem(pen=pen(colour, 1.0, alpha=110), name=session.label,
+                                     antialias=False)
         self.val = pg.PlotDataItem(
             pen=pen(colour, 1.2, style=Qt.PenStyle.DashLine),
             symbol="o",
@@ -52,9 +54,11 @@ class _RunItems:
         for item in (self.train, self.val, self.latest):
             plot.addItem(item)
         self.items = (self.train, self.val, self.latest)
-        # Data kept for hover look-ups: (R, D, step, kind) of what is drawn.
+        # Data kept for hover look-ups: the drawn (R, D) points, their step and epoch.
         self.points = np.empty((0, 2))
-        self.meta: list[tuple[str, int, int]] = []
+        self.point_steps = np.empty(0)
+        self.point_epochs = np.empty(0)
+        self.n_train_points = 0
 
     def remove(self, plot: pg.PlotItem) -> None:
         for item in self.items:
@@ -63,7 +67,6 @@ class _RunItems:
     def update(self) -> None:
         s = self.session
         r, d = s.steps["rate"], s.steps["distortion"]
-        steps = s.steps["step"]
         if len(r) > MAX_TRAJECTORY_POINTS:
             stride = math.ceil(len(r) / MAX_TRAJECTORY_POINTS)
             idx = np.r_[np.arange(0, len(r) - 1, stride), len(r) - 1]
@@ -79,26 +82,47 @@ class _RunItems:
             self.latest.setData([tr[-1]], [td[-1]])
         else:
             self.latest.setData([], [])
-        # hover index
-        t_steps = steps[idx][ok] if len(steps) else np.zeros(0)
+        # What hover looks up: the drawn points, their step and epoch (numpy, no per-point Python).
         v_ok = np.isfinite(s.epochs["val_rate"]) & np.isfinite(s.epochs["val_distortion"])
-        v_steps = s.epochs["step"][v_ok] if "step" in s.epochs else np.zeros(int(v_ok.sum()))
-        v_epochs = s.epochs["epoch"][v_ok] if "epoch" in s.epochs else np.zeros(int(v_ok.sum()))
-        self.points = np.concatenate(
-            [np.column_stack([tr[ok], td[ok]]), np.column_stack([vr, vd])]
-        ) if (ok.any() or len(vr)) else np.empty((0, 2))
-        t_epochs = s.steps["epoch"][idx][ok] if "epoch" in s.steps else np.zeros(len(t_steps))
-        self.meta = [("training batch", _int(a), _int(b)) for a, b in zip(t_steps, t_epochs)] + [
-            ("validation", _int(a), _int(b)) for a, b in zip(v_steps, v_epochs)
-        ]
+        t_steps, t_epochs = _column(s.steps, "step", idx)[ok], _column(s.steps, "epoch", idx)[ok]
+        v_all = np.arange(len(v_ok))
+        v_steps, v_epochs = _column(s.epochs, "step", v_all)[v_ok], _column(s.epochs, "epoch", v_all)[v_ok]
+        self.points = np.column_stack([np.r_[tr[ok], vr], np.r_[td[ok], vd]])
+        self.point_steps = np.r_[t_steps, v_steps]
+        self.point_epochs = np.r_[t_epochs, v_epochs]
+        self.n_train_points = int(ok.sum())
+
+    def describe(self, i: int) -> tuple[str, int, int]:
+        """(kind, step, epoch) of drawn point ``i``."""
+        kind = "training batch" if i < self.n_train_points else "validation"
+        return kind, _int(self.point_steps[i]), _int(self.point_epochs[i])
 
     def relabel(self, legend: pg.LegendItem) -> None:
         legend.removeItem(self.train)
         legend.addItem(self.train, self.session.label)
 
 
+def _clip_line(c: float, slope: float, box: tuple[float, float, float, float]):
+    """The part of the line y = c + slope * x inside box (x0, x1, y0, y1), or None."""
+    x0, x1, y0, y1 = box
+    if slope == 0:
+        return ((x0, c), (x1, c)) if y0 <= c <= y1 else None
+    # x where the line crosses y0 and y1 (slope is negative or positive; sort them)
+    xa, xb = sorted(((y0 - c) / slope, (y1 - c) / slope))
+    lo, hi = max(x0, xa), min(x1, xb)
+    if not lo < hi:
+        return None
+    return (lo, c + slope * lo), (hi, c + slope * hi)
+
+
 def _int(v: float) -> int:
     return int(v) if np.isfinite(v) else -1
+
+
+def _column(store, name: str, idx: np.ndarray) -> np.ndarray:
+    """``store[name][idx]``, or NaN where the column is unknown."""
+    col = store[name]
+    return col[idx] if len(col) else np.full(len(idx), np.nan)
 
 
 class RateDistortionPanel(PlotPanel):
@@ -118,29 +142,35 @@ class RateDistortionPanel(PlotPanel):
         self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt")
         self.legend.setBrush(brush("#ffffff", 200))
 
-        grey = pen("#888888", 1.0, alpha=120, style=Qt.PenStyle.DotLine)
-        self.iso_lines: list[pg.InfiniteLine] = []
+        # Guide lines are drawn as clipped segments of two curves (one path each), not as
+        # InfiniteLines: eleven InfiniteLines cost more to paint than all the data. Their labels
+        # are cached as pixmaps, so a data update does not re-render their text.
+        self.iso_curve = pg.PlotCurveItem(
+            pen=pen("#888888", 1.0, alpha=140, style=Qt.PenStyle.DotLine), connect="pairs",
+            antialias=False)
+        self.iso_curve.setZValue(-10)
+        self.plot.addItem(self.iso_curve, ignoreBounds=True)
+        self.iso_labels: list[pg.TextItem] = []
         for _ in range(ISO_LINES):
-            line = pg.InfiniteLine(
-                pos=(0, 0), angle=-45, pen=grey, movable=False, label="",
-                labelOpts={"position": 0.8, "color": "#777777", "rotateAxis": (1, 0),
-                           "anchors": [(0.5, 1), (0.5, 1)]},
-            )
-            line.setZValue(-10)
-            line.hide()
-            self.plot.addItem(line, ignoreBounds=True)
-            self.iso_lines.append(line)
+            label = pg.TextItem("", color="#777777", anchor=(0.5, 1.0), rotateAxis=(1, -1))
+            label.textItem.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            label.setZValue(-9)
+            label.hide()
+            self.plot.addItem(label, ignoreBounds=True)
+            self.iso_labels.append(label)
         self.iso_values: list[float] = []
+        self._iso_key: tuple | None = None
 
-        self.beta_line = pg.InfiniteLine(
-            pos=(0, 0), angle=0, movable=False, label="",
-            labelOpts={"position": 0.3, "color": "#333333", "rotateAxis": (1, 0),
-                       "anchors": [(0.5, 0), (0.5, 0)]},
-        )
-        self.beta_line.setZValue(-5)
-        self.beta_line.hide()
-        self.plot.addItem(self.beta_line, ignoreBounds=True)
+        self.beta_curve = pg.PlotCurveItem(antialias=True)
+        self.beta_curve.setZValue(-5)
+        self.plot.addItem(self.beta_curve, ignoreBounds=True)
+        self.beta_label = pg.TextItem("", color="#333333", anchor=(0.5, 0.0))
+        self.beta_label.textItem.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.beta_label.setZValue(-4)
+        self.beta_label.hide()
+        self.plot.addItem(self.beta_label, ignoreBounds=True)
         self.beta_value: float | None = None
+        self.beta_point: tuple[float, float] | None = None
 
         self.hover_marker = pg.ScatterPlotItem(size=14, symbol="o", brush=None,
                                                pen=pg.mkPen("k", width=2))
@@ -167,7 +197,7 @@ class RateDistortionPanel(PlotPanel):
         self._mouse_proxy = pg.SignalProxy(
             self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved
         )
-        self.plot.getViewBox().sigRangeChanged.connect(self._update_iso_lines)
+        self.plot.getViewBox().sigRangeChanged.connect(self._update_guides)
 
         runs.sessionAdded.connect(self._add_session)
         runs.sessionRemoved.connect(self._remove_session)
@@ -216,45 +246,65 @@ class RateDistortionPanel(PlotPanel):
     def _redraw(self) -> None:
         for items in self._items.values():
             items.update()
-        self._update_beta_line()
-        self._update_iso_lines()
-
-    def _update_beta_line(self) -> None:
         current = self.runs.current
-        items = self._items.get(id(current)) if current is not None else None
-        if items is None or len(current.steps) == 0:
-            self.beta_line.hide()
-            self.beta_value = None
-            return
-        r, d = current.steps.last("rate"), current.steps.last("distortion")
-        beta = current.current_beta()
-        if beta is None or not (np.isfinite(r) and np.isfinite(d)):
-            self.beta_line.hide()
-            return
-        self.beta_value = beta
-        self.beta_line.setPen(pen(current.colour, 1.5, style=Qt.PenStyle.DashLine))
-        self.beta_line.setAngle(math.degrees(math.atan(-beta)))
-        self.beta_line.setPos(QPointF(float(r), float(d)))
-        self.beta_line.label.setFormat(f"slope −β, β = {beta:.3g}")
-        self.beta_line.show()
+        self.beta_value = self.beta_point = None
+        if current is not None and id(current) in self._items and len(current.steps):
+            r, d = current.steps.last("rate"), current.steps.last("distortion")
+            beta = current.current_beta()
+            if beta is not None and np.isfinite(r) and np.isfinite(d):
+                self.beta_value, self.beta_point = float(beta), (float(r), float(d))
+                self.beta_curve.setPen(pen(current.colour, 1.5, style=Qt.PenStyle.DashLine))
+        self._update_guides()
 
-    def _update_iso_lines(self, *_args) -> None:
+    def _update_guides(self, *_args) -> None:
+        """Place the iso-ELBO lines and the slope -beta line for the current view range."""
         (x0, x1), (y0, y1) = self.plot.getViewBox().viewRange()
+        box = (x0, x1, y0, y1)
+        # Lines of equal ELBO: R + D = c, at round values of c across the view.
         lo, hi = x0 + y0, x1 + y1
         step = nice_step(hi - lo, 6)
         first = math.ceil(lo / step) * step
         values = [first + i * step for i in range(ISO_LINES) if first + i * step < hi]
-        # Only non-negative R + D make sense (both terms are non-negative for binary data).
-        values = [v for v in values if v > 0]
-        self.iso_values = values
-        for i, line in enumerate(self.iso_lines):
-            if i < len(values):
-                c = values[i]
-                line.setPos(QPointF(c, 0.0))
-                line.label.setFormat(f"ELBO = {-c:.4g}")
-                line.show()
-            else:
-                line.hide()
+        values = [v for v in values if v > 0]  # R and D are non-negative for binary data
+        key = (box, tuple(values))
+        if key != self._iso_key:
+            self._iso_key = key
+            self.iso_values = values
+            xs, ys = [], []
+            for i, label in enumerate(self.iso_labels):
+                seg = _clip_line(values[i], -1.0, box) if i < len(values) else None
+                if seg is None:
+                    label.hide()
+                    continue
+                (ax, ay), (bx, by) = seg
+                xs += [ax, bx]
+                ys += [ay, by]
+                text = f"ELBO = {-values[i]:.4g}"
+                if label.toPlainText() != text:
+                    label.setText(text)
+                label.setPos(ax + 0.8 * (bx - ax), ay + 0.8 * (by - ay))
+                label.show()
+            self.iso_curve.setData(np.asarray(xs, float), np.asarray(ys, float))
+        # The line of equal training objective D + beta R through the latest point.
+        seg = None
+        if self.beta_point is not None:
+            r, d = self.beta_point
+            seg = _clip_line(d + self.beta_value * r, -self.beta_value, box)
+        if seg is None:
+            self.beta_curve.setData([], [])
+            self.beta_label.hide()
+            return
+        (ax, ay), (bx, by) = seg
+        self.beta_curve.setData([ax, bx], [ay, by])
+        text = f"slope −β, β = {self.beta_value:.3g}"
+        if self.beta_label.toPlainText() != text:
+            self.beta_label.setText(text)
+        axis = pg.Point(1.0, -self.beta_value)
+        if self.beta_label.rotateAxis != axis:  # the text follows the line's direction
+            self.beta_label.rotateAxis = axis
+            self.beta_label.setAngle(0)
+        self.beta_label.setPos(ax + 0.3 * (bx - ax), ay + 0.3 * (by - ay))
+        self.beta_label.show()
 
     # ------------------------------------------------------------------ hover
     def _on_mouse_moved(self, event) -> None:
@@ -285,7 +335,7 @@ class RateDistortionPanel(PlotPanel):
             return None
         _, items, i = best
         r, d = items.points[i]
-        kind, step, epoch = items.meta[i] if i < len(items.meta) else ("point", -1, -1)
+        kind, step, epoch = items.describe(i)
         where = f"epoch {epoch}, step {step}" if step >= 0 else kind
         text = (f"{items.session.name} · {kind} ({where})\n"
                 f"R = {r:.3f} nats   D = {d:.3f} nats\nELBO = {-(r + d):.3f} nats")

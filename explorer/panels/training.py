@@ -38,6 +38,7 @@ from models.errors import ConfigError
 from .. import dialogs
 from ..datafiles import ArrayInfo, list_arrays
 from ..session import RunSession
+from .common import StatusText
 
 #: (label, data spec, sample shape) of the built-in data sets.
 BUILTIN_DATA = (
@@ -218,9 +219,8 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("")
-        self.progress_label = QLabel("Ready.")
-        self.progress_label.setWordWrap(True)
-        self.progress_label.setStyleSheet("font-size: 9pt;")
+        self.progress_label = StatusText(lines=2)
+        self.progress_label.setText("Ready.")
 
         inner = QWidget()
         col = QVBoxLayout(inner)

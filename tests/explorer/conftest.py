@@ -101,11 +101,12 @@ def make_window(qtbot, tmp_path, settings_path):
         return window
 
     yield make
+    import shiboken6
+
     for window in made:
-        try:
+        if shiboken6.isValid(window):
+            window.close()  # stops training and every panel's background work
             window.controller.shutdown(30_000)
-        except RuntimeError:  # already deleted by Qt
-            pass
 
 
 @pytest.fixture
