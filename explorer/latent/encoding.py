@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from models.errors import DataError, LatentExplorerError
 
@@ -266,15 +266,17 @@ class EncodeWorker(QObject):
 def start_worker(worker: QObject, name: str) -> QThread:
     """Move ``worker`` (with a ``run`` slot and a ``done`` signal) to a new thread and start it.
 
-    The thread quits on ``done``; the worker is deleted after the thread finishes. Keep
-    references to both until ``thread.finished``.
+    The thread quits on ``done``. Keep Python references to both until ``thread.finished`` has
+    been handled on the GUI thread: the worker must outlive its queued signals (slots identify it
+    with ``sender()``), and dropping the references then deletes both.
     """
     thread = QThread()
     thread.setObjectName(name)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.done.connect(thread.quit)
-    thread.finished.connect(worker.deleteLater)
+    # Direct: quit from the worker's own thread. Queued, it would wait for the GUI thread's event
+    # loop, and a GUI thread blocked in thread.wait() (shutting down) would wait forever.
+    worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     thread.start()
     return thread
 

@@ -6,9 +6,9 @@ the decoder it has, and gets that decoder in one of two ways:
 - **Decoder only**: :meth:`open_decoder` opens a shared ``.onnx`` decoder with
   ``models.runtime.OnnxDecoder`` (ours with metadata, or any float [N, d] decoder). The map shows
   draws from the prior. Nothing on this path imports torch.
-- **A run**: :meth:`load_run` (called for the app's current run once it has finished, or by
-  *Load from run*) exports the run's decoder to a temporary ONNX file and encodes the run's data
-  in a worker thread (:class:`~explorer.latent.encoding.RunLoadWorker`), with progress and
+- **A run**: :meth:`load_run` (called for the app's current run once it has finished and the
+  explorer is on screen, or by *Load from run*) exports the run's decoder to a temporary ONNX
+  file and encodes the run's data in a worker thread (:class:`~explorer.latent.encoding.RunLoadWorker`), with progress and
   Cancel. The explorer appears as soon as the decoder is written and fills its map when the
   encodings arrive.
 
@@ -41,6 +41,9 @@ from models.errors import LatentExplorerError
 from .encoding import Encodings, RunLoadWorker, start_worker, temp_decoder_path
 from .model import LatentSpace
 from .widget import LatentExplorerWidget
+
+#: Worker threads that outlived their panel's shutdown; referenced until the process ends.
+_STILL_RUNNING: list[tuple[QThread, QObject]] = []
 
 PLACEHOLDER = (
     "<h3>Latent explorer</h3>"
@@ -84,6 +87,7 @@ class LatentExplorerPanel(QWidget):
         self._thread: QThread | None = None
         self._threads: list[tuple[QThread, QObject]] = []
         self._loaded_key: tuple | None = None
+        self._on_screen: bool | None = None
         self._tmp = tempfile.mkdtemp(prefix="latent-explorer-")
 
         self.source_label = QLabel("No decoder")
@@ -193,8 +197,10 @@ class LatentExplorerPanel(QWidget):
         self._maybe_load()
 
     def _maybe_load(self) -> None:
+        """Load the followed run if it is done training, once the explorer is on screen: nothing
+        is exported or encoded for a run nobody looks at (the dock in a hidden tab)."""
         s = self._session
-        if s is None or not getattr(s, "path", None) or s.is_live:
+        if s is None or not getattr(s, "path", None) or s.is_live or not self.on_screen:
             return
         if s.status in ("error",) or not os.path.exists(s.path):
             return
@@ -331,15 +337,37 @@ class LatentExplorerPanel(QWidget):
         self.load_button.setEnabled(has_run)
         self.which.setEnabled(not self.busy)
 
+    @property
+    def on_screen(self) -> bool:
+        """Whether the explorer can be seen: its dock's tab is selected (see :meth:`set_on_screen`),
+        or, outside a dock, the panel is visible."""
+        return self.isVisible() if self._on_screen is None else self._on_screen
+
+    def set_on_screen(self, visible: bool) -> None:
+        """Told by the dock (``QDockWidget.visibilityChanged``): a tabbed dock stays "visible" to
+        Qt while another tab covers it."""
+        self._on_screen = bool(visible)
+        if visible:
+            self._maybe_load()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._maybe_load()
+
     # ------------------------------------------------------------------ lifetime
-    def shutdown(self, timeout_ms: int = 10000) -> None:
-        """Cancel background work and wait for its threads (call before the app quits)."""
+    def shutdown(self, timeout_ms: int = 30_000) -> None:
+        """Cancel background work and wait for its threads (call before the window closes).
+
+        Encoding stops between batches; an export in progress runs to its end. A thread still
+        running after ``timeout_ms`` is kept referenced (destroying a running QThread aborts
+        the process) and left to finish on its own.
+        """
         self.cancel()
         for thread, worker in list(self._threads):
             if hasattr(worker, "cancel"):
                 worker.cancel()
-            thread.quit()
-            thread.wait(timeout_ms)
+            if not thread.wait(timeout_ms):
+                _STILL_RUNNING.append((thread, worker))
         self._threads.clear()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -367,6 +395,8 @@ def install(window: Any) -> LatentExplorerPanel:
         window.tabifyDockWidget(rd_dock, dock)
         rd_dock.raise_()
     panel.dock = dock
+    panel.set_on_screen(False)
+    dock.visibilityChanged.connect(panel.set_on_screen)
 
     def open_decoder(path: str) -> None:
         if panel.open_decoder(path):

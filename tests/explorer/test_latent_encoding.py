@@ -250,6 +250,7 @@ def test_panel_waits_for_a_live_run_to_finish_and_can_cancel(qtbot, labelled_run
     runs, session = make_session(labelled_run, "running")
     panel = LatentExplorerPanel(runs)
     qtbot.addWidget(panel)
+    panel.show()
     runs.add(session)
     assert not panel.busy and panel.explorer is None  # training: nothing exported yet
     session.set_status("finished")
@@ -259,3 +260,20 @@ def test_panel_waits_for_a_live_run_to_finish_and_can_cancel(qtbot, labelled_run
     qtbot.wait(3000)  # the cancelled worker's late signals are ignored
     assert panel.space is None or not panel.space.has_encodings
     panel.shutdown()
+
+
+def test_shutdown_waits_for_a_busy_worker_without_blocking_it(qtbot, tmp_path, labelled_run):
+    """The GUI thread blocked in shutdown() still lets the worker finish (its thread quits from
+    the worker's side), so closing the window mid-load neither hangs nor aborts."""
+    import time
+
+    from explorer.latent.panel import LatentExplorerPanel
+
+    panel = LatentExplorerPanel()
+    qtbot.addWidget(panel)
+    assert panel.load_run(labelled_run)
+    thread = panel._thread
+    t0 = time.perf_counter()
+    panel.shutdown(timeout_ms=60_000)
+    assert thread.isFinished()
+    assert time.perf_counter() - t0 < 60
