@@ -450,12 +450,13 @@ class RunReader:
         """Finished epochs visible since the last refresh()."""
         return self._lengths["epochs"]
 
-    def _columns(self, group: str) -> dict[str, np.ndarray]:
+    def _columns(self, group: str, start: int = 0) -> dict[str, np.ndarray]:
         n = self._lengths[group]
+        start = min(max(0, int(start)), n)
         out: dict[str, np.ndarray] = {}
         try:
             for name, ds in self._file[group].items():
-                arr = ds[:n]
+                arr = ds[start:n]
                 if arr.dtype.kind == "S":
                     arr = np.array([_text(v) for v in arr], dtype=object)
                 out[name] = arr
@@ -463,16 +464,18 @@ class RunReader:
             raise RunFileError(f"{self.path}: damaged or truncated run file ({_reason(exc)})") from None
         return out
 
-    def steps(self) -> dict[str, np.ndarray]:
+    def steps(self, start: int = 0) -> dict[str, np.ndarray]:
         """Per logged step: step, epoch, time, elbo, distortion, rate, beta, lr, samples_per_s
-        (1-D) and kl_per_dim [n, d]; means over the steps since the previous row, nats/sample."""
-        return self._columns("steps")
+        (1-D) and kl_per_dim [n, d]; means over the steps since the previous row, nats/sample.
+        ``start`` skips the rows before it (a reader following a growing file reads the new
+        rows only)."""
+        return self._columns("steps", start)
 
-    def epochs(self) -> dict[str, np.ndarray]:
+    def epochs(self, start: int = 0) -> dict[str, np.ndarray]:
         """Per epoch: epoch, step, time, seconds, train_/val_ elbo, distortion, rate,
         active_units, mutual_info, marginal_kl (1-D), val_kl_per_dim and activity_per_dim
-        [n, d], verdict (strings)."""
-        return self._columns("epochs")
+        [n, d], verdict (strings); rows from ``start`` on."""
+        return self._columns("epochs", start)
 
     def weights(self) -> dict[str, np.ndarray]:
         """The stored weights, keyed by state_dict names."""
