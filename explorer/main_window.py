@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -289,6 +289,8 @@ class MainWindow(QMainWindow):
             self._sized = True
             if self._restored_state is None:
                 self._apply_default_sizes()
+                # On X11 the window gets its final size after the show event: size again then.
+                QTimer.singleShot(0, self._apply_default_sizes)
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
@@ -330,7 +332,7 @@ class MainWindow(QMainWindow):
 
         Used by File > Open run… (their types are added to the dialog), drag and drop, paths on
         the command line and the recent files. Handlers report problems through
-        :meth:`show_error` themselves.
+        :meth:`show_error` themselves. A later registration for the same suffix wins.
         """
         self._file_handlers.append((tuple(s.lower() for s in suffixes), handler))
 
@@ -344,7 +346,7 @@ class MainWindow(QMainWindow):
         """Open a file by type: a run file, an HDF5 data set, or a registered type."""
         path = os.path.abspath(os.path.expanduser(path))
         lower = path.lower()
-        for suffixes, handler in self._file_handlers:
+        for suffixes, handler in reversed(self._file_handlers):  # the latest registration wins
             if lower.endswith(suffixes):
                 handler(path)
                 self.add_recent_file(path)

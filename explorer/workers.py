@@ -267,17 +267,14 @@ class RunWatcher(QObject):
     def _append_new_rows(self) -> bool:
         grew = False
         s = self.session
-        if self.reader.n_steps > len(s.steps):
-            steps = self.reader.steps()
-            start = len(s.steps)
-            s.extend_steps({k: v[start:] for k, v in steps.items() if v.dtype != object})
+        if self.reader.n_steps > len(s.steps):  # read the new rows only
+            steps = self.reader.steps(start=len(s.steps))
+            s.extend_steps({k: v for k, v in steps.items() if v.dtype != object})
             grew = True
         if self.reader.n_epochs > len(s.epochs):
-            epochs = self.reader.epochs()
-            start = len(s.epochs)
-            verdicts = [str(v) for v in epochs.get("verdict", np.array([], dtype=object))[start:]]
-            s.extend_epochs({k: v[start:] for k, v in epochs.items() if v.dtype != object},
-                            verdicts)
+            epochs = self.reader.epochs(start=len(s.epochs))
+            verdicts = [str(v) for v in epochs.get("verdict", np.array([], dtype=object))]
+            s.extend_epochs({k: v for k, v in epochs.items() if v.dtype != object}, verdicts)
             grew = True
         return grew
 

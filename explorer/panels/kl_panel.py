@@ -163,10 +163,10 @@ class KLPanel(PlotPanel):
         d = len(values)
         if activity is not None and len(activity) == d:
             collapsed = activity <= ACTIVE_THRESHOLD
-            basis = "activity ≤ 0.01 at the latest epoch"
+            basis = "grey: activity ≤ 0.01 at the latest epoch"
         elif kl_latest is not None and len(kl_latest) == d:
             collapsed = kl_latest < KL_COLLAPSE_THRESHOLD
-            basis = "KL < 0.005 nats (no epoch finished yet)"
+            basis = "grey: KL < 0.005 nats; no epoch finished yet"
         else:
             collapsed = np.zeros(d, dtype=bool)
             basis = ""

@@ -303,7 +303,7 @@ class RateDistortionPanel(PlotPanel):
         if self.beta_label.rotateAxis != axis:  # the text follows the line's direction
             self.beta_label.rotateAxis = axis
             self.beta_label.setAngle(0)
-        self.beta_label.setPos(ax + 0.3 * (bx - ax), ay + 0.3 * (by - ay))
+        self.beta_label.setPos(ax + 0.45 * (bx - ax), ay + 0.45 * (by - ay))
         self.beta_label.show()
 
     # ------------------------------------------------------------------ hover

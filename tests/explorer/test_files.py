@@ -265,9 +265,20 @@ def test_dropped_files_open(window, finished_run, qtbot, errors):
 
 def test_file_handlers_extend_open(window, tmp_path, errors):
     seen = []
-    window.add_file_handler((".onnx",), seen.append)
-    path = str(tmp_path / "model.onnx")
+    window.add_file_handler((".npz", ".NPY"), seen.append)
+    path = str(tmp_path / "arrays.npz")
     open(path, "wb").close()
     assert window.open_path(path)
     assert seen == [path]
     assert errors == []
+
+
+def test_the_reader_reads_new_rows_only(finished_run):
+    """The watcher reads only the rows it has not seen (RunReader.steps/epochs(start=...))."""
+    with RunReader(finished_run) as reader:
+        steps, tail = reader.steps(), reader.steps(start=3)
+        epochs, last = reader.epochs(), reader.epochs(start=reader.n_epochs - 1)
+        assert reader.steps(start=reader.n_steps)["step"].shape == (0,)
+    for name in steps:
+        np.testing.assert_array_equal(tail[name], steps[name][3:])
+    assert list(last["verdict"]) == list(epochs["verdict"][-1:])
