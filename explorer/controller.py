@@ -196,10 +196,11 @@ class RunController(QObject):
         name = os.path.splitext(os.path.basename(path))[0]
         session = RunSession(name, path=path, source="file")
         try:
-            watcher = RunWatcher(path, session, parent=self)
+            watcher = RunWatcher(path, session)
         except (LatentExplorerError, OSError) as exc:
             self.error.emit(error_line(exc))
             return None
+        watcher.setParent(self)
         self.runs.add(session)
         if watcher.watching:
             session.source = "watching"

@@ -232,13 +232,19 @@ class RunWatcher(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.poll)
-        session.set_info(config=self.reader.config, path=path,
-                         dataset_info=self.reader.dataset_info,
-                         total_steps=_total_steps(self.reader))
-        self.poll()
-        if self.reader is not None and self.reader.status == "running":
+        try:  # the first read raises (RunFileError, one line) instead of signalling
+            session.set_info(config=self.reader.config, path=path,
+                             dataset_info=self.reader.dataset_info,
+                             total_steps=_total_steps(self.reader))
+            self._append_new_rows()
+        except BaseException:
+            self.reader.close()
+            self.reader = None
+            raise
+        session.set_status(self.reader.status, self.reader.message)
+        if self.reader.status == "running":
             self.timer.start()
-        elif self.reader is not None:
+        else:
             self._finish()
 
     @property

@@ -9,8 +9,6 @@ emit ``pauseRequested``, ``resumeRequested`` and ``stopRequested``. Form values 
 from __future__ import annotations
 
 import math
-import os
-import time
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
@@ -22,7 +20,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -458,7 +455,6 @@ class TrainingPanel(QWidget):
             except (RuntimeError, TypeError):
                 pass
         self._session = session
-        self._started_at = time.monotonic()
         if session is not None:
             session.stepsAppended.connect(self._on_steps)
             session.statusChanged.connect(self._on_status)
