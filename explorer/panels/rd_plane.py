@@ -282,7 +282,7 @@ class RateDistortionPanel(PlotPanel):
                 text = f"ELBO = {-values[i]:.4g}"
                 if label.toPlainText() != text:
                     label.setText(text)
-                label.setPos(ax + 0.8 * (bx - ax), ay + 0.8 * (by - ay))
+                label.setPos(ax + 0.7 * (bx - ax), ay + 0.7 * (by - ay))
                 label.show()
             self.iso_curve.setData(np.asarray(xs, float), np.asarray(ys, float))
         # The line of equal training objective D + beta R through the latest point.
