@@ -39,9 +39,9 @@ def display_period_ms() -> float:
 class Throttle(QObject):
     """Calls ``callback`` at most once per ``interval_ms``, coalescing requests in between.
 
-    ``request()`` runs it at once when the last call is at least one interval old (the leading
-    edge: a lone change shows with no added delay), else when the interval is up; requests made
-    while one is pending merge into it (the trailing edge shows the latest state).
+    ``request()`` runs it at once when the last call is at least 3/4 of an interval old (the
+    leading edge: a lone change shows with no added delay), else when the interval is up;
+    requests made while one is pending merge into it (the trailing edge shows the latest state).
     """
 
     def __init__(self, callback, interval_ms: float, parent: QObject | None = None) -> None:
@@ -62,7 +62,10 @@ class Throttle(QObject):
         if self._timer.isActive():
             return
         wait = self.interval_ms - (time.perf_counter() - self._last) * 1000.0
-        if wait <= 0.0:
+        # A quarter-period of slack: moves that arrive at the display rate, each a little less
+        # than a period after the previous decode (which started after its move), go at once
+        # instead of waiting out the difference.
+        if wait <= 0.25 * self.interval_ms:
             self._fire()
         else:
             self._timer.start(max(1, int(round(wait))))
