@@ -184,6 +184,10 @@ class SettingsBar(QWidget):
         self.columns.valueChanged.connect(lambda n: space.set_traversal(columns=n))
         self.limit.valueChanged.connect(lambda v: space.set_traversal(limit=v))
         space.pointsChanged.connect(self._on_points_changed)
+        # Settings changed from code (a restored session, a script, a test) show here too.
+        space.projectionChanged.connect(self.sync)
+        space.interpolationChanged.connect(self.sync)
+        space.traversalChanged.connect(self.sync)
 
     def _fill_dims(self) -> None:
         kl = self.space.kl_per_dim

@@ -245,6 +245,18 @@ def test_spherical_and_linear_paths_differ_between_the_same_anchors(explorer):
     np.testing.assert_allclose(r.path[1], [np.sqrt(2), 0, np.sqrt(2), 0], atol=1e-6)
 
 
+def test_settings_bar_shows_settings_changed_from_code(explorer):
+    space, bar = explorer.space, explorer.settings
+    space.set_projection_pca()
+    assert bar.projection.currentText() == "PCA" and not bar.x_dim.isEnabled()
+    space.set_steps(7)
+    space.set_mode("spherical")
+    space.set_traversal(columns=5, limit=2.0)
+    assert bar.steps.value() == 7
+    assert bar.mode.currentText() == "spherical"
+    assert (bar.columns.value(), bar.limit.value()) == (5, 2.0)
+
+
 def test_strip_follows_a_drag(qtbot, explorer):
     space, r = explorer.space, explorer.renderer
     start = space.anchor_position(1)
