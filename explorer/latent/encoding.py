@@ -121,27 +121,28 @@ def load_run_for_exploring(
 ) -> Encodings:
     """Export a run's decoder and encode its data: what the explorer shows for a trained run.
 
-    1. Load the run file's last saved weights (``RunReader.load_model``) and export the decoder
-       with the run's metadata to ``decoder_path`` (``models.onnx_export.export_decoder``,
-       verified against torch); ``on_decoder(decoder_path)`` is called as soon as it is written.
+    1. Export the decoder of the run file's last saved weights, with the run's metadata, to
+       ``decoder_path`` (verified against torch), in a child process
+       (:func:`explorer.workers.export_run_decoder`): the ONNX exporter must never trace in
+       the app's process while a run may be training in another of its threads.
+       ``on_decoder(decoder_path)`` is called as soon as it is written. Then load the same
+       weights here (``RunReader.load_model``) to encode.
     2. Read the run's data set, its validation rows (``which="validation"``) or every row
        (``"all"``), made model-ready as for validation, and encode them in batches.
     """
     import torch
 
+    from explorer.workers import export_run_decoder
     from models.data import load_dataset
-    from models.onnx_export import export_decoder, metadata_from_run
     from models.runfile import RunReader
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with RunReader(run_path) as reader:
         config = reader.config
         vae = reader.load_model(device)
-        meta = metadata_from_run(reader)
         info = dict(reader.dataset_info)
         val_rows = np.asarray(reader.val_indices, dtype=np.int64)
-    export_decoder(vae.cpu(), decoder_path, meta, overwrite=True)
-    vae.to(device)
+    export_run_decoder(run_path, decoder_path)
     if on_decoder is not None:
         on_decoder(decoder_path)
     if should_stop is not None and should_stop():
