@@ -243,6 +243,11 @@ class RunController(QObject):
     def _task_finished(self) -> None:
         self._tasks = [(t, w) for t, w in self._tasks if not t.isFinished()]
 
+    @property
+    def export_busy(self) -> bool:
+        """Whether an export is running (File > Export is disabled meanwhile)."""
+        return bool(self._export_target)
+
     def export_decoder(self, out_path: str, session: RunSession | None = None) -> bool:
         """Export the decoder of ``session`` (default: the current run) to ONNX in a worker."""
         session = session or self.runs.current

@@ -52,6 +52,7 @@ SHORTCUTS = (
     ("New run", "Ctrl+N"),
     ("Open run…", "Ctrl+O"),
     ("Open data set…", "Ctrl+Shift+O"),
+    ("Open ONNX decoder…", "Ctrl+Shift+D"),
     ("Export decoder to ONNX…", "Ctrl+E"),
     ("Save plot as image…", "Ctrl+S"),
     ("Quit", "Ctrl+Q"),
@@ -61,6 +62,9 @@ SHORTCUTS = (
     ("Diagnose now", "F7"),
     ("Close run", "Ctrl+W"),
     ("Previous / next run", "Ctrl+PgUp / Ctrl+PgDown"),
+    ("Remove the current anchor (latent explorer)", "Delete"),
+    ("Add an anchor (latent explorer)", "double-click on the map"),
+    ("Keyboard shortcuts", "F1"),
 )
 
 
@@ -312,7 +316,7 @@ class MainWindow(QMainWindow):
         c.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         c.runStarted.connect(lambda s: self.add_recent_file(s.path))
         c.diagnoseBusyChanged.connect(self.diagnosis_panel.set_busy)
-        c.exportBusyChanged.connect(lambda busy: self.act_export.setEnabled(not busy))
+        c.exportBusyChanged.connect(lambda _busy: self._update_actions())
         self.diagnosis_panel.diagnoseRequested.connect(c.diagnose)
         self.runs.currentChanged.connect(self._current_changed)
         self.runs.sessionAdded.connect(self._sessions_changed)
@@ -327,12 +331,13 @@ class MainWindow(QMainWindow):
         return self.runs.current
 
     def add_file_handler(self, suffixes: tuple[str, ...] | list[str],
-                         handler: Callable[[str], None]) -> None:
+                         handler: Callable[[str], object]) -> None:
         """Open files ending in one of ``suffixes`` (e.g. ``(".onnx",)``) with ``handler(path)``.
 
         Used by File > Open run… (their types are added to the dialog), drag and drop, paths on
         the command line and the recent files. Handlers report problems through
-        :meth:`show_error` themselves. A later registration for the same suffix wins.
+        :meth:`show_error` themselves and return False when the file could not be opened (it
+        then stays out of the recent files). A later registration for the same suffix wins.
         """
         self._file_handlers.append((tuple(s.lower() for s in suffixes), handler))
 
@@ -348,7 +353,8 @@ class MainWindow(QMainWindow):
         lower = path.lower()
         for suffixes, handler in reversed(self._file_handlers):  # the latest registration wins
             if lower.endswith(suffixes):
-                handler(path)
+                if handler(path) is False:
+                    return False
                 self.add_recent_file(path)
                 return True
         if not os.path.exists(path):
@@ -492,7 +498,7 @@ class MainWindow(QMainWindow):
         self.act_pause.setEnabled(state in ("running", "paused"))
         self.act_stop.setEnabled(state in ("starting", "running", "paused"))
         has_run = self.runs.current is not None
-        self.act_export.setEnabled(has_run)
+        self.act_export.setEnabled(has_run and not self.controller.export_busy)
         self.act_diagnose.setEnabled(has_run)
         self.act_close_run.setEnabled(has_run)
         self.act_use_config.setEnabled(has_run)

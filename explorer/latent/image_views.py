@@ -233,7 +233,8 @@ class SampleView(ImagePlot):
         what = "point" if space.has_encodings else "prior draw"
         label = ""
         if space.labels is not None and space.label_names:
-            label = f", label {space.label_names[int(space.labels[k])]}"
+            i = int(space.labels[k])
+            label = f", label {space.label_names[i] if 0 <= i < len(space.label_names) else i}"
         self.set_title(f"{what} {k}{label}")
         self.index = k
 

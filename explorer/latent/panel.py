@@ -202,7 +202,7 @@ class LatentExplorerPanel(QWidget):
         s = self._session
         if s is None or not getattr(s, "path", None) or s.is_live or not self.on_screen:
             return
-        if s.status in ("error",) or not os.path.exists(s.path):
+        if s.status in ("error", "diverged") or not os.path.exists(s.path):
             return
         self.load_run(s.path, user=False)
 
@@ -398,10 +398,12 @@ def install(window: Any) -> LatentExplorerPanel:
     panel.set_on_screen(False)
     dock.visibilityChanged.connect(panel.set_on_screen)
 
-    def open_decoder(path: str) -> None:
-        if panel.open_decoder(path):
-            dock.show()
-            dock.raise_()
+    def open_decoder(path: str) -> bool:
+        if not panel.open_decoder(path):
+            return False
+        dock.show()
+        dock.raise_()
+        return True
 
     def open_dialog() -> None:
         path, _ = QFileDialog.getOpenFileName(

@@ -103,7 +103,7 @@ class LatentExplorerWidget(QWidget):
         self.reset_button.clicked.connect(space.reset_anchors)
         self.save_strip_button.clicked.connect(lambda: self._ask_and_save("strip"))
         self.save_grid_button.clicked.connect(lambda: self._ask_and_save("grid"))
-        self.map.pointClicked.connect(self.sample_view.show_point)
+        self.map.pointClicked.connect(self._show_point)
         self.map.dragFinished.connect(lambda _i: self.renderer.settle())
         self.sliders.released.connect(self.renderer.settle)
         self.renderer.failed.connect(self._report)
@@ -121,6 +121,13 @@ class LatentExplorerWidget(QWidget):
         (x0, x1), (y0, y1) = vb.viewRange()
         x, y = self.space.anchor_position(self.space.current_anchor)
         return self.space.add_anchor(xy=(x + 0.1 * (x1 - x0), y + 0.1 * (y1 - y0)))
+
+    def _show_point(self, k: int) -> None:
+        """A clicked point beside its reconstruction; a decoder that fails says so once."""
+        try:
+            self.sample_view.show_point(k)
+        except LatentExplorerError as exc:
+            self._report(str(exc))
 
     def remove_current_anchor(self) -> bool:
         return self.space.remove_anchor(self.space.current_anchor)

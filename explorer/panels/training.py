@@ -350,14 +350,9 @@ class TrainingPanel(QWidget):
         from models.errors import DataError
 
         path = path.strip()
-        self.data_combo.setCurrentIndex(self.data_combo.findData("hdf5"))
-        self.file_edit.setText(path)
-        self.array_combo.clear()
-        self.labels_combo.clear()
-        self.labels_combo.addItem("(none)", "")
-        self._arrays = []
         if not path:
             return False
+        # Check the file first: one that cannot be used leaves the form as it was.
         try:
             arrays = list_arrays(path)
             data_arrays = [a for a in arrays if a.is_data]
@@ -367,6 +362,11 @@ class TrainingPanel(QWidget):
             if not quiet:
                 dialogs.show_error(self, str(exc))
             return False
+        self.data_combo.setCurrentIndex(self.data_combo.findData("hdf5"))
+        self.file_edit.setText(path)
+        self.array_combo.clear()
+        self.labels_combo.clear()
+        self.labels_combo.addItem("(none)", "")
         self._arrays = arrays
         for a in data_arrays:
             self.array_combo.addItem(a.describe(), a)

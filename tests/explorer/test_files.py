@@ -118,18 +118,25 @@ def bad_files(tmp_path, finished_run):
     files["no such file"] = tmp_path / "missing.h5"
     files["a folder"] = tmp_path / "folder.h5"
     files["a folder"].mkdir()
+    files["random bytes named .onnx"] = tmp_path / "decoder.onnx"
+    files["random bytes named .onnx"].write_bytes(np.random.default_rng(1).bytes(4096))
     return {k: str(v) for k, v in files.items()}
 
 
 def test_each_bad_file_gives_one_clear_error_and_the_app_keeps_running(window, bad_files, finished_run, errors):
+    panel = window.training_panel
+    form = (panel.data_combo.currentData(), panel.file_edit.text())
     for what, path in bad_files.items():
         before = len(errors)
-        window.open_path(path)
+        assert window.open_path(path) is False, what
         assert len(errors) == before + 1, f"{what}: {errors[before:]}"
         message = errors[-1]
         assert os.path.basename(path) in message, f"{what}: {message}"
         assert "\n" not in message and "Traceback" not in message
         assert len(window.runs) == 0, what
+        # Nothing half-done: the training form as it was, no recent-file entry.
+        assert (panel.data_combo.currentData(), panel.file_edit.text()) == form, what
+        assert os.path.abspath(path) not in window.recent_files(), what
     # Still working: a good file opens.
     assert window.open_path(finished_run)
     assert len(window.runs) == 1
@@ -166,6 +173,8 @@ def test_export_the_decoder_to_onnx(window, finished_run, tmp_path, qtbot, error
     out = str(tmp_path / "decoder.onnx")
     with qtbot.waitSignal(window.controller.exportFinished, timeout=120_000) as sig:
         assert window.controller.export_decoder(out)
+        window._update_actions()  # anything that refreshes the actions keeps Export off meanwhile
+        assert not window.act_export.isEnabled()
     assert "decoder" in sig.args[0]
     dec = OnnxDecoder(out)
     assert dec.latent_dim == 3

@@ -209,6 +209,19 @@ def test_clicking_a_point_shows_it_decoded(qtbot, explorer):
     np.testing.assert_array_equal(shown, want)  # no data rows: the decoded prior draw alone
 
 
+def test_a_decoder_failing_on_a_clicked_point_is_one_message(explorer, monkeypatch):
+    from models.errors import ModelFileError
+
+    def broken(_z):
+        raise ModelFileError("decoder.onnx: onnxruntime failed")
+
+    monkeypatch.setattr(explorer.space.decoder, "decode_uint8", broken)
+    messages = []
+    explorer.error.connect(messages.append)
+    explorer.map.pointClicked.emit(3)  # no exception escapes the slot
+    assert messages == ["decoder.onnx: onnxruntime failed"]
+
+
 # --------------------------------------------------------------------------- interpolation
 @pytest.mark.parametrize("mode", ["linear", "spherical"])
 def test_strip_is_the_decoded_path_through_all_anchors(qtbot, explorer, mode):
