@@ -26,8 +26,12 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def _warm_up_torch() -> None:
     """Import torch and build one throwaway Adam now: the first one costs ~130 ms, which would
-    otherwise stall the GUI when the first run starts."""
-    import torch
+    otherwise stall the GUI when the first run starts. Without torch the app still explores
+    shared ONNX decoders; training then reports that torch is missing."""
+    try:
+        import torch
+    except ImportError:
+        return
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
@@ -45,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationDisplayName(APP_NAME)
 
-    _warm_up_torch()
+    # Opening only shared decoders needs no torch (the explorer decodes through onnxruntime):
+    # warm it up only for what may train.
+    if not args.files or not all(f.lower().endswith(".onnx") for f in args.files):
+        _warm_up_torch()
     from .main_window import MainWindow
 
     window = MainWindow()

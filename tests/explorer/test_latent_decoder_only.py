@@ -125,6 +125,25 @@ def test_third_party_decoder_explored_without_torch(tmp_path, blocked_torch):
     assert done.stdout.startswith("OK 15")
 
 
+def test_the_app_opens_a_decoder_named_on_the_command_line_without_torch(tmp_path, blocked_torch):
+    from PySide6.QtCore import QSettings
+
+    path = export_vae_decoder(tmp_path / "shared.onnx", latent_dim=4)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LATENT_EXPLORER_QUIT_AFTER_MS="2000")
+    env["PYTHONPATH"] = os.pathsep.join([str(blocked_torch), str(ROOT)])
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        env[name] = str(tmp_path / name.lower())
+    done = subprocess.run([sys.executable, "main.py", str(path)], cwd=str(ROOT), env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    # Only a decoder that opened goes into the recent files.
+    conf = tmp_path / "xdg_config_home" / "LatentExplorer" / "Latent Explorer.conf"
+    recent = QSettings(str(conf), QSettings.Format.IniFormat).value("recent/files")
+    recent = [recent] if isinstance(recent, str) else list(recent or [])
+    assert recent[:1] == [str(path)]
+
+
 def test_file_open_onnx_decoder_dialog_and_a_bad_file(qtbot, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 
