@@ -241,11 +241,21 @@ class RunWatcher(QObject):
             self.reader.close()
             self.reader = None
             raise
-        session.set_status(self.reader.status, self.reader.message)
-        if self.reader.status == "running":
+        session.set_status(*self._status())
+        if session.status == "running":
             self.timer.start()
         else:
             self._finish()
+
+    def _status(self) -> tuple[str, str]:
+        """The file's status and message; ``interrupted`` when it says running but its writer,
+        on this machine, is gone (killed): nothing more will come."""
+        status, message = self.reader.status, self.reader.message
+        if status == "running" and self.reader.writer_alive() is False:
+            pid = self.reader.writer[1]
+            return "interrupted", (f"the process that wrote it (pid {pid}) ended without closing "
+                                   "it; it holds every epoch flushed before")
+        return status, message
 
     @property
     def watching(self) -> bool:
@@ -259,7 +269,7 @@ class RunWatcher(QObject):
         try:
             self.reader.refresh()
             grew = self._append_new_rows()
-            status, message = self.reader.status, self.reader.message
+            status, message = self._status()
         except (LatentExplorerError, OSError) as exc:
             self.timer.stop()
             self.failed.emit(error_line(exc))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -178,6 +179,9 @@ class RunWriter:
         with h5py.File(tmp, "w", libver="latest") as f:
             f.attrs["format"] = FORMAT_NAME
             f.attrs["format_version"] = FORMAT_VERSION
+            # Who writes it: a reader on the same machine can tell a killed writer from a slow one.
+            f.attrs["writer_host"] = socket.gethostname()
+            f.attrs["writer_pid"] = os.getpid()
             f.create_dataset("config", data=config.to_json(), dtype=h5py.string_dtype())
             f.create_dataset(
                 "dataset", data=json.dumps(dataset_info, sort_keys=True), dtype=h5py.string_dtype()
@@ -412,6 +416,25 @@ class RunReader:
         self.dataset_info: dict[str, Any] = json.loads(_text(f["dataset"][()]))
         self.val_indices = np.asarray(f["val_indices"][()], dtype=np.int64)
         self.created = float(f["created"][()])
+        host, pid = f.attrs.get("writer_host"), f.attrs.get("writer_pid")
+        self.writer = (_text(host), int(pid)) if host is not None and pid is not None else None
+
+    def writer_alive(self) -> bool | None:
+        """Whether the process that writes the file still runs: True or False when it ran on this
+        machine, None when that cannot be told (another machine, or an older file). A file whose
+        status is still ``running`` while its writer is gone was interrupted (e.g. killed): it
+        holds every epoch flushed before."""
+        if self.writer is None or self.writer[0] != socket.gethostname():
+            return None
+        try:
+            os.kill(self.writer[1], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # exists, owned by someone else
+            return True
+        except OSError:
+            return None
+        return True
 
     # ------------------------------------------------------------------ live state
     def refresh(self) -> bool:

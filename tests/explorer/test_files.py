@@ -97,6 +97,37 @@ def test_watch_a_run_that_another_process_writes(window, tiny_h5, tmp_path, qtbo
     assert errors == []
 
 
+def test_a_watched_run_whose_writer_is_killed_is_marked_interrupted(window, tiny_h5, tmp_path, qtbot,
+                                                                     errors):
+    out = str(tmp_path / "killed.h5")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "main.py"), "train", "--data", f"{tiny_h5}:images",
+         "--latent-dim", "3", "--hidden", "16", "--epochs", "2000", "--batch-size", "20",
+         "--out", out],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        qtbot.waitUntil(lambda: os.path.exists(out), timeout=60_000)
+        assert window.open_path(out)
+        session = window.runs.current
+        qtbot.waitUntil(lambda: len(session.epochs) >= 1, timeout=60_000)
+        assert session.status == "running"
+        proc.kill()  # SIGKILL: the file keeps saying "running"
+        proc.wait()
+        qtbot.waitUntil(lambda: session.status == "interrupted", timeout=10_000)
+        assert f"pid {proc.pid}" in session.message
+        assert window.controller.watcher_for(session) is None  # watching ended
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with RunReader(out) as reader:
+        assert reader.status == "running" and reader.writer_alive() is False
+        assert reader.n_epochs >= 1
+    assert errors == []
+
+
 @pytest.fixture
 def bad_files(tmp_path, finished_run):
     files = {}
