@@ -150,6 +150,20 @@ def to_images(x: np.ndarray, output_shape: Sequence[int]) -> np.ndarray:
     return x.reshape(n, *target)
 
 
+def _as_array(path: str, values: Any, dtype: Any, what: str) -> np.ndarray:
+    """``values`` as an array of ``dtype``, or ModelFileError (``"{path}: {what}; got ..."``) for
+    strings, ragged rows or objects. A value beyond the dtype's range becomes inf quietly (no
+    numpy overflow warning on the terminal); callers that need finite values check."""
+    try:
+        src = np.asarray(values)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return src.astype(dtype, copy=False)
+    except (ValueError, TypeError) as exc:
+        ragged = "inhomogeneous" in str(exc)
+        got = "rows of different lengths" if ragged else "values that are not numbers"
+        raise ModelFileError(f"{path}: {what}; got {got}") from None
+
+
 # --------------------------------------------------------------------------- inspection
 @dataclass(frozen=True)
 class TensorInfo:
@@ -343,7 +357,9 @@ class OnnxDecoder:
         ):
             arr, single = z, False
         else:
-            arr = np.asarray(z, dtype=self._in_dtype)
+            # Values beyond the input type's range become inf, refused just below.
+            what = f"latent vectors must be an [N, {self.latent_dim}] array of numbers"
+            arr = _as_array(self.path, z, self._in_dtype, what)
             single = arr.ndim == 1
             arr = np.ascontiguousarray(arr.reshape(1, -1) if single else arr)
         if arr.ndim != 2 or arr.shape[1] != self.latent_dim:
@@ -359,6 +375,14 @@ class OnnxDecoder:
             np.isfinite(arr).all() if arr.dtype == np.float64 else math.isfinite(arr.sum(dtype=np.float64))
         )
         if not finite:
+            with np.errstate(all="ignore"):
+                was_finite = np.isfinite(np.asarray(z, dtype=np.float64)).all()
+            if was_finite:  # finite numbers that do not fit the decoder's input type
+                limit = float(np.finfo(self._in_dtype).max)
+                raise ModelFileError(
+                    f"{self.path}: latent values beyond the {np.dtype(self._in_dtype).name} input's "
+                    f"range (magnitude at most {limit:.4g})"
+                )
             raise ModelFileError(f"{self.path}: latent vectors must be finite (got NaN or inf)")
         return arr, single
 
@@ -452,7 +476,8 @@ class OnnxEncoder:
 
     def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         """(mu, logvar) of q(z|x), each float32 [N, latent_dim]; x [N, *data_shape] or flat."""
-        arr = np.asarray(x, dtype=self._in_dtype)
+        arr = _as_array(self.path, x, self._in_dtype,
+                        f"the encoder takes samples of shape {list(self.data_shape)} as numbers")
         size = int(np.prod(self.data_shape))
         if arr.ndim == 0 or arr.size % size or (arr.ndim > 1 and int(np.prod(arr.shape[1:])) != size):
             raise ModelFileError(

@@ -133,6 +133,41 @@ def test_latent_size_mismatch_and_non_finite_latents_are_refused(ours) -> None:
         d.decode(np.zeros((0, 5), np.float32))
 
 
+@pytest.mark.parametrize(
+    ("z", "message"),
+    [
+        ([["a", "b", "c", "d", "e"]], "array of numbers; got values that are not numbers"),
+        ([[1, 2, 3, 4, 5], [1, 2]], "array of numbers; got rows of different lengths"),
+        ([[1, 2, 3, 4, 5], {}], "got"),
+        ([[object(), 0, 0, 0, 0]], "got values that are not numbers"),
+    ],
+)
+def test_latents_that_are_not_a_numeric_matrix_are_a_model_file_error(ours, z, message) -> None:
+    """Strings and ragged rows are the runtime's documented error, not numpy's bare ValueError."""
+    d = OnnxDecoder(ours[1])
+    with pytest.raises(ModelFileError, match=message) as info:
+        d.decode(z)
+    assert str(info.value).startswith(str(d.path)) and "\n" not in str(info.value)
+
+
+def test_latents_beyond_float32_are_refused_without_a_numpy_warning(ours) -> None:
+    # pytest turns warnings into errors here, so numpy's "overflow encountered in cast"
+    # RuntimeWarning would fail this test instead of the ModelFileError.
+    d = OnnxDecoder(ours[1])
+    for z in ([[1e40, 0, 0, 0, 0]], np.array([[0, 0, -1e300, 0, 0]]), [0, 0, 0, 0, 3.5e38]):
+        with pytest.raises(ModelFileError, match=r"beyond the float32 input's range"):
+            d.decode(z)
+    np.testing.assert_array_equal(d.decode_raw([[3e38, 0, 0, 0, 0]]).shape, (1, 1, 28, 28))
+
+
+def test_encoder_refuses_non_numeric_input_with_a_model_file_error(ours) -> None:
+    e = OnnxEncoder(ours[2])
+    with pytest.raises(ModelFileError, match="got values that are not numbers"):
+        e.encode([["x"] * 784])
+    with pytest.raises(ModelFileError, match="got rows of different lengths"):
+        e.encode([[0.0] * 784, [0.0]])
+
+
 def test_encoder_runtime_matches_torch(ours) -> None:
     vae, _, enc = ours
     e = OnnxEncoder(enc)
