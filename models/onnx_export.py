@@ -23,12 +23,13 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import threading
 import time
 import tomllib
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -43,8 +44,10 @@ from .errors import ExportError, ModelFileError
 from .runtime import FORMAT_VERSION, META_PREFIX, _open_session
 from .vae import VAE, DecoderMean, EncoderParams
 
-#: The ONNX opset written: the torch exporter's own, so no version conversion is involved
-#: (onnxruntime >= 1.17 runs it).
+#: The ONNX opset written, requested explicitly from the torch exporter (torch 2.13's default; an
+#: exporter whose op library targets another opset converts the graph with onnxscript's version
+#: converter, and the verification below runs on the converted file either way). The files carry
+#: ONNX IR version 10, which onnxruntime reads from 1.18 on (1.17 stops at IR version 9).
 OPSET = 20
 #: Tolerance of the verification (absolute; relative for outputs larger than 1).
 ATOL = 1e-4
@@ -124,6 +127,22 @@ def _last_finite_row(values: Any) -> tuple[int, np.ndarray] | None:
     return None
 
 
+def shareable_dataset_name(info: Mapping[str, Any], spec: str | None = None) -> str:
+    """The data set's name as it goes into a shared file: ``"mnist"``, ``"shapes:32"``, or an
+    HDF5 array as ``"FILE.h5:path/to/array"`` with the file's base name only, so the sender's
+    directory layout (``/home/someone/...``) does not travel with the model."""
+    file, array = info.get("file"), info.get("array")
+    if info.get("source") == "hdf5" and isinstance(file, str) and isinstance(array, str) and file:
+        return f"{os.path.basename(file)}:{array}"
+    name = str(info.get("name") or spec or "")
+    if "/" in name or os.sep in name:  # a file path anyway (a bare spec, an older run file)
+        from .data import parse_hdf5_spec
+
+        file, array = parse_hdf5_spec(name)
+        name = os.path.basename(file) + (f":{array}" if array else "")
+    return name
+
+
 def metadata_from_run(reader: Any) -> dict[str, Any]:
     """Run-level metadata from a :class:`models.runfile.RunReader`: data set, pixel scaling and
     the last validation ELBO, rate, distortion, KL per dimension and collapsed dimensions.
@@ -133,7 +152,7 @@ def metadata_from_run(reader: Any) -> dict[str, Any]:
     """
     info = dict(getattr(reader, "dataset_info", None) or {})
     meta: dict[str, Any] = {
-        "dataset": info.get("name") or reader.config.train.data,
+        "dataset": shareable_dataset_name(info, reader.config.train.data),
         "scaling": info.get("scaling", "none"),
         "objective": reader.config.objective.to_dict(),
         "metrics_split": "validation",
@@ -310,7 +329,29 @@ def _verify(path: str, module: nn.Module, inputs: list[np.ndarray], atol: float)
     return n, worst
 
 
-def _check_target(path: str, overwrite: bool) -> None:
+def _name_max(directory: str) -> int:
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf here (Windows): the common limit
+        return 255
+
+
+def _temp_prefix(path: str) -> str:
+    """A hidden temporary file's prefix beside ``path``; short enough that any file name the
+    directory allows still leaves room for it."""
+    return f".{os.path.basename(path)[:40]}."
+
+
+def _write_failure(path: str, exc: OSError) -> ExportError:
+    """An OSError while writing, as an ExportError naming the target, not the temporary file."""
+    return ExportError(f"{path}: cannot write it ({exc.strerror or exc})")
+
+
+def check_target(path: str | os.PathLike, overwrite: bool) -> None:
+    """Raise ExportError unless ``path`` can be written: its directory exists and is writable,
+    its name fits, it is not a directory, and it does not exist unless ``overwrite``. Cheap, so
+    callers check every target before the slow export."""
+    path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise ExportError(f"{path}: directory {parent} does not exist")
@@ -318,13 +359,39 @@ def _check_target(path: str, overwrite: bool) -> None:
         raise ExportError(f"{path}: is a directory")
     if os.path.exists(path) and not overwrite:
         raise ExportError(f"{path}: file exists (use --force to replace it)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"{path}: directory {parent} is not writable")
+    size, limit = len(os.fsencode(os.path.basename(path))), _name_max(parent)
+    if size > limit:
+        raise ExportError(f"{path}: file name too long ({size} bytes; at most {limit} here)")
 
 
-def _export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any] | None, role: Role, *,
-            overwrite: bool, atol: float, opset: int, seed: int) -> ExportReport:
+@dataclass
+class PendingExport:
+    """A verified export in a temporary file beside its target, not yet in place: put it there
+    with :func:`commit_exports`, or drop it with :meth:`discard`."""
+
+    path: str
+    tmp: str
+    report: ExportReport
+
+    def discard(self) -> None:
+        """Remove the temporary file (nothing happens once it has been committed)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
+def prepare_export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any] | None,
+                   role: Role, *, overwrite: bool = False, atol: float = ATOL, opset: int = OPSET,
+                   seed: int = 0) -> PendingExport:
+    """Export and verify ``vae``'s decoder or encoder into a temporary file beside ``path``.
+
+    Raises ExportError, and leaves no temporary file, if the target cannot be written, the export
+    fails or the file does not verify. The target itself is not touched.
+    """
     t0 = time.perf_counter()
     path = os.fspath(path)
-    _check_target(path, overwrite)
+    check_target(path, overwrite)  # before the slow export
     # A CPU copy (the caller's model, maybe on CUDA or in training mode, is left untouched).
     model = VAE(vae.config)
     model.load_state_dict({k: v.detach().to("cpu", torch.float32) for k, v in vae.state_dict().items()})
@@ -365,25 +432,76 @@ def _export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any] | Non
         raise ExportError(f"{path}: the {role} is too large for a single ONNX file ({exc})") from None
 
     parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=_temp_prefix(path), suffix=".tmp")
+    except OSError as exc:
+        raise _write_failure(path, exc) from None
+    try:
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        except OSError as exc:
+            raise _write_failure(path, exc) from None
         try:
             n, worst = _verify(tmp, module, [c for c in checks], atol)
         except ExportError as exc:
             raise ExportError(f"{path}: verification failed, nothing written: {exc}") from None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return ExportReport(path, role, opset, len(data), n, worst, time.perf_counter() - t0)
+    report = ExportReport(path, role, opset, len(data), n, worst, time.perf_counter() - t0)
+    return PendingExport(path, tmp, report)
+
+
+def commit_exports(pending: Sequence[PendingExport]) -> list[ExportReport]:
+    """Move verified exports into place, all or none: if one cannot be renamed over its target,
+    those already moved are put back as they were (a target that existed gets its old bytes back
+    from a copy taken first; one that did not is removed) and ExportError names the target.
+    Temporary files are removed in every case."""
+    done: list[tuple[PendingExport, str | None]] = []
+    backups: list[str] = []
+    current: PendingExport | None = None
+    try:
+        for i, p in enumerate(pending):
+            current = p
+            backup = None
+            if i < len(pending) - 1 and os.path.exists(p.path):  # a later rename may still fail
+                parent = os.path.dirname(os.path.abspath(p.path))
+                fd, backup = tempfile.mkstemp(dir=parent, prefix=_temp_prefix(p.path), suffix=".bak")
+                os.close(fd)
+                backups.append(backup)
+                shutil.copy2(p.path, backup)
+            os.replace(p.tmp, p.path)
+            done.append((p, backup))
+    except OSError as exc:
+        for p, backup in reversed(done):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, p.path)
+                else:
+                    os.unlink(p.path)
+        assert current is not None
+        raise _write_failure(current.path, exc) from None
+    finally:
+        for p in pending:
+            p.discard()
+        for backup in backups:
+            with contextlib.suppress(OSError):
+                os.unlink(backup)
+    return [p.report for p in pending]
+
+
+def _export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any] | None, role: Role, *,
+            overwrite: bool, atol: float, opset: int, seed: int) -> ExportReport:
+    pending = prepare_export(vae, path, metadata, role, overwrite=overwrite, atol=atol,
+                             opset=opset, seed=seed)
+    return commit_exports([pending])[0]
 
 
 def export_decoder(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None,

@@ -216,6 +216,114 @@ def test_missing_directory_is_an_export_error(mlp: VAE, tmp_path) -> None:
         export_decoder(mlp, tmp_path / "nowhere" / "dec.onnx")
 
 
+def _no_export(*args, **kwargs):
+    raise AssertionError("the slow torch export ran before the target was checked")
+
+
+def test_unwritable_directory_is_refused_before_the_export(mlp: VAE, tmp_path, monkeypatch) -> None:
+    # The tests may run as root, for whom chmod 555 changes nothing: os.access says no instead.
+    monkeypatch.setattr(onnx_export, "_to_onnx", _no_export)
+    monkeypatch.setattr(onnx_export.os, "access", lambda path, mode: False)
+    with pytest.raises(ExportError, match=r"dec\.onnx: directory .* is not writable"):
+        export_decoder(mlp, tmp_path / "dec.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_file_name_too_long_is_refused_before_the_export(mlp: VAE, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(onnx_export, "_to_onnx", _no_export)
+    with pytest.raises(ExportError, match="file name too long") as info:
+        export_decoder(mlp, tmp_path / ("d" * 300 + ".onnx"))
+    assert "\n" not in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_long_but_valid_name_is_written(mlp: VAE, tmp_path) -> None:
+    """The temporary file's name is built from a prefix of the target's, so a name near the
+    file system's limit (255 bytes) still leaves room for it."""
+    path = tmp_path / ("d" * 245 + ".onnx")
+    export_decoder(mlp, path)
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def _failing_replace(fail_if, errno_=28, strerror="No space left on device"):
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if fail_if(os.fspath(dst)):
+            raise OSError(errno_, strerror, os.fspath(src), None, os.fspath(dst))
+        return real(src, dst, *args, **kwargs)
+
+    return replace
+
+
+def test_a_failed_write_names_the_target_not_the_temporary_file(mlp: VAE, tmp_path, monkeypatch) -> None:
+    path = tmp_path / "dec.onnx"
+    path.write_bytes(b"the previous export")
+    monkeypatch.setattr(onnx_export.os, "replace", _failing_replace(lambda dst: True))
+    with pytest.raises(ExportError) as info:
+        export_decoder(mlp, path, overwrite=True)
+    message = str(info.value)
+    assert message == f"{path}: cannot write it (No space left on device)"
+    assert path.read_bytes() == b"the previous export"
+    assert os.listdir(tmp_path) == ["dec.onnx"]
+
+
+def test_a_failed_temporary_file_names_the_target(mlp: VAE, tmp_path, monkeypatch) -> None:
+    def mkstemp(*args, dir=None, prefix="", suffix="", **kwargs):
+        raise OSError(30, "Read-only file system", os.path.join(dir, prefix + "x1y2z3" + suffix))
+
+    monkeypatch.setattr(onnx_export.tempfile, "mkstemp", mkstemp)
+    with pytest.raises(ExportError, match=r"^.*dec\.onnx: cannot write it \(Read-only file system\)$"):
+        export_decoder(mlp, tmp_path / "dec.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_committing_two_exports_is_all_or_nothing(mlp: VAE, tmp_path, monkeypatch) -> None:
+    """When the second file cannot be renamed into place, the first, already renamed, is put
+    back: an existing decoder gets its old bytes back, and no file or temporary is left over."""
+    dec, enc = tmp_path / "dec.onnx", tmp_path / "enc.onnx"
+    dec.write_bytes(b"old decoder")
+    os.chmod(dec, 0o640)
+    pending = [
+        onnx_export.prepare_export(mlp, dec, None, "decoder", overwrite=True),
+        onnx_export.prepare_export(mlp, enc, None, "encoder", overwrite=True),
+    ]
+    assert dec.read_bytes() == b"old decoder" and not enc.exists()  # nothing in place yet
+    monkeypatch.setattr(onnx_export.os, "replace", _failing_replace(lambda dst: dst.endswith("enc.onnx")))
+    with pytest.raises(ExportError, match=r"enc\.onnx: cannot write it"):
+        onnx_export.commit_exports(pending)
+    assert dec.read_bytes() == b"old decoder" and (os.stat(dec).st_mode & 0o777) == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["dec.onnx"]
+
+    monkeypatch.undo()
+    dec.unlink()
+    pending = [
+        onnx_export.prepare_export(mlp, dec, None, "decoder"),
+        onnx_export.prepare_export(mlp, enc, None, "encoder"),
+    ]
+    monkeypatch.setattr(onnx_export.os, "replace", _failing_replace(lambda dst: dst.endswith("enc.onnx")))
+    with pytest.raises(ExportError):
+        onnx_export.commit_exports(pending)
+    assert os.listdir(tmp_path) == []  # the decoder that did not exist before is removed again
+
+    monkeypatch.undo()
+    pending = [
+        onnx_export.prepare_export(mlp, dec, None, "decoder"),
+        onnx_export.prepare_export(mlp, enc, None, "encoder"),
+    ]
+    reports = onnx_export.commit_exports(pending)
+    assert [r.role for r in reports] == ["decoder", "encoder"]
+    assert sorted(os.listdir(tmp_path)) == ["dec.onnx", "enc.onnx"]
+    assert OnnxDecoder(dec).latent_dim == 4 and OnnxEncoder(enc).latent_dim == 4
+
+
+def test_files_are_ir_version_10_at_most(exported: tuple[str, str]) -> None:
+    """docs/onnx.md and pyproject promise onnxruntime >= 1.18 reads our files: 1.18 reads ONNX
+    IR versions up to 10. A newer exporter writing IR 11 would need the docs and the floor raised."""
+    for path in exported:
+        assert onnx.load(path).ir_version <= 10
+
+
 # --------------------------------------------------------------------------- run metadata
 def _fake_reader(val_elbo: list[float], activity: list[list[float]]) -> SimpleNamespace:
     """The parts of a RunReader that metadata_from_run reads (RunReader itself lives in
@@ -252,6 +360,40 @@ def test_metadata_from_run_takes_the_last_finished_epoch() -> None:
     assert meta["kl_per_dim"] == [5.0, 0.002, 10.0]
     assert meta["collapsed_dims"] == [1]
     assert meta["objective"]["beta"] == 2.0
+
+
+def test_metadata_names_an_hdf5_data_set_by_its_base_name(tmp_path) -> None:
+    """A shared file must not carry the sender's directories: ``dataset`` is the HDF5 file's base
+    name and the array path, as the run file's real data-set description gives them."""
+    import h5py
+
+    from models.data import open_hdf5
+
+    folder = tmp_path / "private" / "home"
+    folder.mkdir(parents=True)
+    with h5py.File(folder / "flat.h5", "w") as f:
+        f.create_dataset("grp/x", data=np.random.default_rng(0).random((20, 6, 6)).astype(np.float32))
+    info = open_hdf5(f"{folder / 'flat.h5'}:grp/x").describe()
+    assert str(folder) in info["name"]  # what the run file stores, and what leaked before
+    reader = _fake_reader([-5.0], [[1.0, 1.0, 1.0]])
+    reader.dataset_info = info
+    meta = metadata_from_run(reader)
+    assert meta["dataset"] == "flat.h5:grp/x"
+    assert str(tmp_path) not in json.dumps(meta)
+
+
+@pytest.mark.parametrize(
+    ("info", "spec", "want"),
+    [
+        ({"name": "mnist"}, "mnist", "mnist"),
+        ({"name": "shapes:32"}, "shapes:32", "shapes:32"),
+        ({}, "shapes", "shapes"),
+        ({"name": "/srv/alice/data/flat.h5:x"}, "/srv/alice/data/flat.h5:x", "flat.h5:x"),  # older run files
+        ({}, "/srv/alice/data/flat.h5", "flat.h5"),
+    ],
+)
+def test_shareable_dataset_name(info, spec, want) -> None:
+    assert onnx_export.shareable_dataset_name(info, spec) == want
 
 
 def test_metadata_from_run_without_epochs_has_no_figures() -> None:
