@@ -2,13 +2,16 @@
 
 Each subcommand lives in ``models/commands/<name>.py`` with ``add_parser(subparsers)`` and
 ``run(args) -> int``. Errors a user causes (``LatentExplorerError``, a missing file) end the
-program with exit status 2 and one line on stderr, never a traceback.
+program with exit status 2 and one line on stderr, never a traceback; so does any OSError (a
+full disk, a file name too long, a read-only file system), named by its file. When stdout is a
+pipe that closes early (``inspect X | head``), the command stops quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import LatentExplorerError
@@ -34,6 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of a closed pipe stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured in a test): nothing to do
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``FILE: strerror`` for an OSError, or its text when it names no file."""
+    detail = exc.strerror or str(exc) or type(exc).__name__
+    name = exc.filename
+    return f"{os.fsdecode(name)}: {detail}" if name is not None else detail
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -42,13 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe (`inspect X | head`) shows up here, not at exit
+        return code
     except LatentExplorerError as exc:
         print(f"latent-explorer {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        name = exc.filename if exc.filename is not None else ""
-        print(f"latent-explorer {args.command}: error: {name}: {exc.strerror}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): what it did not read is not wanted. Exit quietly,
+        # with the status of a program ended by SIGPIPE, as other command-line tools do.
+        _quiet_stdout()
+        return 128 + 13
+    except OSError as exc:  # a missing file, a full disk, a name too long, a read-only file system
+        print(f"latent-explorer {args.command}: error: {_os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"latent-explorer {args.command}: interrupted", file=sys.stderr)

@@ -3,6 +3,7 @@ inspect/decode, the PNG writer, and one-line errors (exit 2) for bad input."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -196,12 +197,146 @@ def test_export_force_replaces_and_refuses_without(run_file: Path, exported, tmp
     assert sorted(os.listdir(tmp_path)) == ["dec.onnx"]  # no temporary files left
 
 
+def test_export_with_encoder_writes_both_files_or_neither(run_file: Path, exported, tmp_path: Path,
+                                                          capsys, monkeypatch) -> None:
+    from models import onnx_export
+
+    dec = tmp_path / "dec.onnx"
+    args = ["export", str(run_file), "--decoder", str(dec)]
+    # The encoder's directory does not exist: the decoder is not written either.
+    assert main([*args, "--encoder", str(tmp_path / "nowhere" / "enc.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "does not exist" in err and err.count("\n") == 1
+    assert os.listdir(tmp_path) == []
+    # With --force, an existing decoder keeps its bytes.
+    dec.write_bytes(b"old decoder")
+    assert main([*args, "--encoder", str(tmp_path / "nowhere" / "enc.onnx"), "--force"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert dec.read_bytes() == b"old decoder"
+    # The encoder's export fails after the decoder's has succeeded: still nothing is replaced.
+    real = onnx_export._to_onnx
+
+    def encoder_fails(module, example, input_name, output_names, opset):
+        if input_name == onnx_export.ENCODER_INPUT:
+            raise RuntimeError("unsupported operator in the encoder")
+        return real(module, example, input_name, output_names, opset)
+
+    monkeypatch.setattr(onnx_export, "_to_onnx", encoder_fails)
+    assert main([*args, "--encoder", str(tmp_path / "enc.onnx"), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "enc.onnx: torch could not export the encoder" in err and err.count("\n") == 1
+    assert dec.read_bytes() == b"old decoder"
+    assert os.listdir(tmp_path) == ["dec.onnx"]  # no encoder, no temporary files
+
+
+def test_decode_takes_negative_latents_as_written(exported, tmp_path: Path, capsys) -> None:
+    """--z "-1,0,0" starts with '-': argparse must not take it for an option."""
+    dec_path = exported[0]
+    out = tmp_path / "neg.png"
+    code = main(["decode", str(dec_path), "--z", "-1,0,0", "--z", "-.5 1 -2", "--z", "-1e-1,2,3",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    zs = np.array([[-1, 0, 0], [-0.5, 1, -2], [-0.1, 2, 3]], np.float32)
+    want = tile(OnnxDecoder(dec_path).decode_uint8(zs), *grid_shape(3), pad=1, fill=0)
+    np.testing.assert_array_equal(read_png(out), want)
+
+
+def test_decode_replaces_an_existing_png_only_with_force(exported, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"keep me")
+    args = ["decode", str(exported[0]), "--prior", "3", "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"latent-explorer decode: error: {out}: file exists (use --force to replace it)\n"
+    assert out.read_bytes() == b"keep me"
+    assert main([*args, "--force"]) == 0
+    assert read_png(out).shape == (2 * 29 - 1, 2 * 29 - 1)
+    assert os.listdir(tmp_path) == ["grid.png"]
+
+
+def test_a_failed_png_write_names_the_target_and_keeps_the_old_file(exported, tmp_path: Path,
+                                                                    capsys, monkeypatch) -> None:
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"keep me")
+    real = os.replace
+
+    def full_disk(src, dst, *a, **k):
+        if os.fspath(dst) == str(out):
+            raise OSError(28, "No space left on device", os.fspath(src), None, os.fspath(dst))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    assert main(["decode", str(exported[0]), "--prior", "2", "--out", str(out), "--force"]) == 2
+    assert capsys.readouterr().err == f"latent-explorer decode: error: {out}: No space left on device\n"
+    assert out.read_bytes() == b"keep me"
+    assert os.listdir(tmp_path) == ["grid.png"]
+
+
+def test_real_entry_point_prints_one_line_and_no_traceback(exported, tmp_path: Path) -> None:
+    """Through a real process (pytest turns warnings into errors; here numpy's overflow warning
+    would reach stderr): every bad input gives exit 2 and exactly one line, naming the file."""
+    dec = str(exported[0])
+    cases = {
+        "overflow": ["decode", dec, "--z", "1e40,0,0", "--out", "a.png"],
+        "seed": ["decode", dec, "--prior", "2", "--seed", "-1", "--out", "b.png"],
+        "long_name": ["decode", dec, "--prior", "2", "--out", "c" * 300 + ".png"],
+        "negative": ["decode", dec, "--z", "-1,0,0", "--out", "d.png"],
+        "near_limit": ["decode", dec, "--prior", "2", "--out", "e" * 250 + ".png"],
+    }
+    proc = _python(
+        f"""
+        import contextlib, io, json, traceback
+        from models.cli import main
+        results = {{}}
+        for name, argv in {cases!r}.items():
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    code = main(argv)
+                except SystemExit as exc:
+                    code = exc.code
+                except BaseException:
+                    traceback.print_exc()
+                    code = "crashed"
+            results[name] = [code, err.getvalue()]
+        print(json.dumps(results))
+        """,
+        cwd=tmp_path,
+        block_torch=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in ("overflow", "seed", "long_name"):
+        code, err = results[name]
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (name, err)
+        assert err.startswith("latent-explorer decode: error: "), (name, err)
+    assert "'1e40' is beyond the float32 range" in results["overflow"][1]
+    assert "--seed must be 0 or more, not -1" in results["seed"][1]
+    assert results["long_name"][1].endswith(f"{'c' * 300}.png: File name too long\n")
+    assert results["negative"] == [0, ""] and results["near_limit"] == [0, ""]
+    assert sorted(os.listdir(tmp_path)) == ["d.png", "e" * 250 + ".png"]  # no temporary files
+
+
+def test_a_closed_stdout_pipe_ends_quietly(exported, tmp_path: Path) -> None:
+    """`latent-explorer inspect X | head -1`: the reader goes away; no traceback, no
+    'Exception ignored ... BrokenPipeError', and the status of a SIGPIPE'd program."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "inspect", str(exported[0])],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # before the child, still importing, writes anything
+    with proc.stderr:
+        err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert err == b""
+
+
 # --------------------------------------------------------------------------- bad input
 @pytest.fixture()
 def bad_files(tmp_path: Path) -> Path:
     (tmp_path / "random.onnx").write_bytes(np.random.default_rng(0).integers(0, 256, 999, dtype=np.uint8).tobytes())
     (tmp_path / "empty.onnx").write_bytes(b"")
     (tmp_path / "exists.onnx").write_bytes(b"keep")
+    (tmp_path / "exists.png").write_bytes(b"keep")
     return tmp_path
 
 
@@ -216,6 +351,13 @@ def bad_files(tmp_path: Path) -> Path:
         (["decode", "{dec}", "--z", "1,x,2", "--out", "{d}/g.png"], "'1,x,2' is not a comma-separated"),
         (["decode", "{dec}", "--z", "1,2,3;4,5", "--out", "{d}/g.png"], "different lengths"),
         (["decode", "{dec}", "--z", "1,nan,3", "--out", "{d}/g.png"], "not finite"),
+        (["decode", "{dec}", "--z", "1,,3", "--out", "{d}/g.png"], "'1,,3' has an empty field"),
+        (["decode", "{dec}", "--z", "1,2,3,", "--out", "{d}/g.png"], "'1,2,3,' has an empty field"),
+        (["decode", "{dec}", "--z", "1_0,2,3", "--out", "{d}/g.png"], "'1_0,2,3' is not a comma-separated list of numbers ('1_0': write numbers without '_')"),
+        (["decode", "{dec}", "--z", "1e40,2,3", "--out", "{d}/g.png"], "'1e40' is beyond the float32 range"),
+        (["decode", "{dec}", "--z", "1,-4e38,3", "--out", "{d}/g.png"], "'-4e38' is beyond the float32"),
+        (["decode", "{dec}", "--prior", "2", "--seed", "-1", "--out", "{d}/g.png"], "--seed must be 0 or more"),
+        (["decode", "{dec}", "--prior", "2", "--out", "{d}/exists.png"], "exists.png: file exists (use --force"),
         (["decode", "{dec}", "--prior", "0", "--out", "{d}/g.png"], "--prior must be between"),
         (["decode", "{dec}", "--prior", "2", "--out", "{d}/nowhere/g.png"], "does not exist"),
         (["decode", "{dec}", "--prior", "2", "--out", "{d}/g.jpg"], "should end in .png"),
@@ -237,6 +379,7 @@ def test_bad_input_exits_2_with_one_line(bad_files: Path, run_file: Path, export
     assert fragment in captured.err
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
     assert (bad_files / "exists.onnx").read_bytes() == b"keep"
+    assert (bad_files / "exists.png").read_bytes() == b"keep"
     assert not (bad_files / "o.onnx").exists() and not (bad_files / "g.png").exists()
 
 
@@ -254,8 +397,13 @@ def test_bad_input_through_the_real_entry_point(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- units
 def test_parse_z_rows() -> None:
     np.testing.assert_array_equal(parse_z(["0.5,-1", "1,2; 3 ,4"]), [[0.5, -1], [1, 2], [3, 4]])
+    np.testing.assert_array_equal(parse_z(["-1 -2", " 1e-3 , +4 ;"]), np.float32([[-1, -2], [1e-3, 4]]))
+    assert parse_z(["3.4e38,-3.4e38"]).dtype == np.float32
     with pytest.raises(ConfigError):
         parse_z([";"])
+    for bad in ("1,,2", ",1,2", "1,2,", "1, ,2", "1_0,2", "1,2_000.5", "1e39,0", "0,-1e39"):
+        with pytest.raises(ConfigError, match="--z: "):
+            parse_z([bad])
 
 
 def test_png_round_trip_grey_and_rgb(tmp_path: Path) -> None:
