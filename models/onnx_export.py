@@ -479,15 +479,16 @@ def commit_exports(pending: Sequence[PendingExport]) -> list[ExportReport]:
                 shutil.copy2(p.path, backup)
             os.replace(p.tmp, p.path)
             done.append((p, backup))
-    except OSError as exc:
+    except BaseException as exc:  # an OSError, or Ctrl-C between two renames
         for p, backup in reversed(done):
             with contextlib.suppress(OSError):
                 if backup is not None:
                     os.replace(backup, p.path)
                 else:
                     os.unlink(p.path)
-        assert current is not None
-        raise _write_failure(current.path, exc) from None
+        if isinstance(exc, OSError) and current is not None:
+            raise _write_failure(current.path, exc) from None
+        raise
     finally:
         for p in pending:
             p.discard()

@@ -306,7 +306,28 @@ def test_committing_two_exports_is_all_or_nothing(mlp: VAE, tmp_path, monkeypatc
         onnx_export.commit_exports(pending)
     assert os.listdir(tmp_path) == []  # the decoder that did not exist before is removed again
 
+    # Ctrl-C between the two renames (the app interrupts an export child when it closes).
     monkeypatch.undo()
+    dec.write_bytes(b"old decoder")
+    pending = [
+        onnx_export.prepare_export(mlp, dec, None, "decoder", overwrite=True),
+        onnx_export.prepare_export(mlp, enc, None, "encoder", overwrite=True),
+    ]
+    real = os.replace
+
+    def interrupted(src, dst, *args, **kwargs):
+        if os.fspath(dst).endswith("enc.onnx"):
+            raise KeyboardInterrupt
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(onnx_export.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        onnx_export.commit_exports(pending)
+    assert dec.read_bytes() == b"old decoder"
+    assert os.listdir(tmp_path) == ["dec.onnx"]
+
+    monkeypatch.undo()
+    dec.unlink()
     pending = [
         onnx_export.prepare_export(mlp, dec, None, "decoder"),
         onnx_export.prepare_export(mlp, enc, None, "encoder"),
