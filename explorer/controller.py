@@ -26,6 +26,7 @@ from .workers import (
     diagnose_run,
     export_run_decoder,
     start_in_thread,
+    stop_child_processes,
 )
 
 #: Run statuses that end a run abnormally and are reported in a dialog.
@@ -137,6 +138,7 @@ class RunController(QObject):
                 self._on_thread_finished()
         for watcher in list(self._watchers.values()):
             watcher.stop()
+        stop_child_processes()  # an export in progress: cancelled, its target left as it was
         for thread, _worker in list(self._tasks):
             ok = thread.wait(timeout_ms) and ok
         return ok

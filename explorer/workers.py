@@ -345,6 +345,34 @@ class TaskWorker(QObject):
             self.done.emit()
 
 
+#: Export child processes now running (see :func:`stop_child_processes`).
+_CHILDREN: set[subprocess.Popen] = set()
+_CHILDREN_LOCK = threading.Lock()
+
+
+def stop_child_processes(grace: float = 10.0) -> None:
+    """Interrupt every export child process (SIGINT where there is one: its clean-up then
+    removes its temporary file, and the file it would have replaced stays as it was); kill any
+    still running after ``grace`` seconds. Called when the app closes."""
+    import signal
+
+    with _CHILDREN_LOCK:
+        children = list(_CHILDREN)
+    for proc in children:
+        try:
+            if hasattr(signal, "SIGINT") and os.name == "posix":
+                proc.send_signal(signal.SIGINT)
+            else:
+                proc.terminate()
+        except OSError:
+            pass
+    for proc in children:
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def export_run_decoder(run_path: str, out_path: str, encoder_path: str | None = None,
                        timeout: float = 900.0) -> str:
     """Export the decoder (and optionally the encoder) of a run file's last saved weights.
@@ -365,15 +393,25 @@ def export_run_decoder(run_path: str, out_path: str, encoder_path: str | None = 
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where models/ lives
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    with _CHILDREN_LOCK:
+        _CHILDREN.add(proc)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         raise ExportError(f"{out_path}: the export took longer than {timeout:.0f} s") from None
+    finally:
+        with _CHILDREN_LOCK:
+            _CHILDREN.discard(proc)
+    if proc.returncode in (130, -2, -15, -9):  # interrupted (the app is closing)
+        raise ExportError(f"{out_path}: the export was cancelled; nothing was written")
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
         line = lines[-1] if lines else f"exit status {proc.returncode}"
         raise ExportError(line.removeprefix("latent-explorer export: error: "))
-    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]
+    lines = [ln for ln in stdout.strip().splitlines() if ln.strip()]
     return "; ".join(lines) or f"decoder -> {out_path}"
 
 

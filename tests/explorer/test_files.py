@@ -220,6 +220,23 @@ def test_export_the_decoder_to_onnx(window, finished_run, tmp_path, qtbot, error
     assert window.act_export.isEnabled()
 
 
+def test_closing_during_an_export_cancels_it_and_keeps_the_old_file(window, finished_run, tmp_path,
+                                                                    qtbot, errors):
+    from explorer import workers
+
+    assert window.open_path(finished_run)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    out = folder / "decoder.onnx"
+    out.write_bytes(b"the user's old decoder")
+    assert window.controller.export_decoder(str(out))
+    qtbot.waitUntil(lambda: bool(workers._CHILDREN), timeout=30_000)  # the child has started
+    assert window.controller.shutdown()  # what closing the window does
+    assert out.read_bytes() == b"the user's old decoder"
+    assert sorted(p.name for p in folder.iterdir()) == ["decoder.onnx"]  # no temporary left
+    assert not workers._CHILDREN
+
+
 def test_diagnose_on_demand_shows_the_elbo_gap(window, finished_run, qtbot, errors):
     window.open_path(finished_run)
     session = window.runs.current
