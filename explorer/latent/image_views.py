@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage
 
 from models import latent_math as lm
@@ -49,6 +49,11 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         self._title = title
         self._ticks: dict[str, list] = {}
         self.cell_height: int | None = None  # height of one tiled image, when tiled
+        self._margins = (0.0, 0.0)
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self._fit)
 
     def set_image(self, image: np.ndarray) -> None:
         self.image = image
@@ -57,6 +62,33 @@ class ImagePlot(pg.GraphicsLayoutWidget):
             self._shape = image.shape
             h, w = image.shape[:2]
             self.plot.getViewBox().setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+            self._fit_timer.start()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        timer = getattr(self, "_fit_timer", None)  # pyqtgraph resizes during __init__
+        if timer is not None:
+            timer.start()
+
+    def _fit(self) -> None:
+        """Centre the plot with margins so its view has the image's aspect: the title, the axis
+        labels and the image then sit together, not at the widget's edges with the image
+        floating in between (an aspect-locked view alone pads the image, not the axes)."""
+        if self._shape is None:
+            return
+        h, w = (s * 1.04 for s in self._shape[:2])  # the view's 2% padding on each side
+        vb = self.plot.getViewBox()
+        over_w = self.plot.geometry().width() - vb.geometry().width()  # axes, title
+        over_h = self.plot.geometry().height() - vb.geometry().height()
+        width, height = self.viewport().width() - 2, self.viewport().height() - 2
+        scale = min((width - over_w) / w, (height - over_h) / h)
+        if scale <= 0:
+            return
+        mx = max(0.0, (width - over_w - w * scale) / 2)
+        my = max(0.0, (height - over_h - h * scale) / 2)
+        if abs(mx - self._margins[0]) > 1 or abs(my - self._margins[1]) > 1:
+            self._margins = (mx, my)
+            self.ci.setContentsMargins(mx, my, mx, my)
 
     def set_title(self, title: str) -> None:
         """Set the title; unchanged text costs nothing (no relayout, no repaint)."""
@@ -69,6 +101,7 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         if self._ticks.get(axis) != ticks:
             self._ticks[axis] = ticks
             self.plot.getAxis(axis).setTicks([ticks, []])
+            self._fit_timer.start()  # the labels' size changes what is left for the image
 
     def save_png(self, path: str | os.PathLike, scale: int | None = None) -> str:
         """Save the image shown (not the widget) as PNG; see :func:`save_png`. By default each

@@ -8,6 +8,7 @@ compared with what the decoder itself returns for the latent the model holds.
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from latent_helpers import export_vae_decoder, third_party_decoder
 from PySide6.QtCore import QPoint, QPointF, Qt
@@ -332,6 +333,28 @@ def test_traversal_follows_the_current_anchor_after_the_drag(qtbot, explorer):
 
 
 # --------------------------------------------------------------------------- PNG
+def test_image_views_hug_their_images_so_labels_sit_next_to_them(qtbot, explorer):
+    """The view box has the image's aspect whatever the widget's: axis labels and titles sit at
+    the image's edges, not at the widget's with blank bands between."""
+    from explorer.latent.image_views import StripView, TraversalView
+
+    for cls, size in ((TraversalView, (1000, 400)), (TraversalView, (500, 1000)),
+                      (StripView, (900, 500))):
+        view = cls(explorer.space, explorer.renderer)
+        qtbot.addWidget(view)
+        view.resize(*size)
+        view.show()
+        qtbot.waitExposed(view)
+        explorer.renderer.render_frame()
+        explorer.renderer.render_traversal()
+        qtbot.wait(50)
+        vb = view.plot.getViewBox()
+        h, w = view.image.shape[:2]
+        shown = vb.mapViewToScene(pg.QtCore.QRectF(0, 0, w, h)).boundingRect()
+        box = vb.sceneBoundingRect()
+        assert shown.width() >= 0.9 * box.width() and shown.height() >= 0.9 * box.height(), size
+
+
 def test_strip_and_grid_save_as_png(qtbot, explorer, tmp_path):
     r = explorer.renderer
     r.settle()
