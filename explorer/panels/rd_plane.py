@@ -256,6 +256,17 @@ class RateDistortionPanel(PlotPanel):
                 self.beta_curve.setPen(pen(current.colour, 1.5, style=Qt.PenStyle.DashLine))
         self._update_guides()
 
+    def _label_spot(self, ax: float, ay: float, bx: float, by: float) -> tuple[float, float]:
+        """Where along the segment an equal-ELBO label goes: 70% of the way, or 35% where that
+        falls under the legend (its box widened by a label's size)."""
+        vb = self.plot.getViewBox()
+        legend = self.legend.sceneBoundingRect().adjusted(-90, -4, 4, 24)
+        for t in (0.7, 0.35):
+            x, y = ax + t * (bx - ax), ay + t * (by - ay)
+            if not legend.contains(vb.mapViewToScene(pg.QtCore.QPointF(x, y))):
+                break
+        return x, y
+
     def _update_guides(self, *_args) -> None:
         """Place the iso-ELBO lines and the slope -beta line for the current view range."""
         (x0, x1), (y0, y1) = self.plot.getViewBox().viewRange()
@@ -282,7 +293,7 @@ class RateDistortionPanel(PlotPanel):
                 text = f"ELBO = {-values[i]:.4g}"
                 if label.toPlainText() != text:
                     label.setText(text)
-                label.setPos(ax + 0.7 * (bx - ax), ay + 0.7 * (by - ay))
+                label.setPos(*self._label_spot(ax, ay, bx, by))
                 label.show()
             self.iso_curve.setData(np.asarray(xs, float), np.asarray(ys, float))
         # The line of equal training objective D + beta R through the latest point.

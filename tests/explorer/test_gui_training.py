@@ -30,6 +30,8 @@ def test_training_emits_epochs_and_the_plots_hold_the_run_file(window, tiny_conf
     assert session.status == "finished"
     assert len(session.epochs) == 2
     assert session.total_steps == 18  # 180 training rows / 20 per batch x 2 epochs
+    # The progress line names the run it describes.
+    assert window.training_panel.progress_text().startswith(f"{session.name}: epoch 2/2 · step 18/18")
     assert session.config.model.data_shape == (1, 8, 8)
 
     for panel in (window.rd_panel, window.curves_panel, window.kl_panel):
