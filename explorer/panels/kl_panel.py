@@ -77,11 +77,7 @@ class KLPanel(PlotPanel):
         threshold_pen = pen("#C00000", 1.2, style=Qt.PenStyle.DashLine)
         self.threshold = pg.InfiniteLine(pos=0, angle=0, movable=False, pen=threshold_pen)
         self.bar_plot.addItem(self.threshold, ignoreBounds=True)
-        # Named in a legend in the corner, above the bars (the view keeps head room for it):
-        # a label on the line itself covered the bars that cross it.
-        self.threshold_legend = self.bar_plot.addLegend(offset=(-4, 2), labelTextSize="8pt",
-                                                        brush=(255, 255, 255, 200))
-        self.threshold_legend.addItem(pg.PlotDataItem(pen=threshold_pen), "collapse threshold")
+        # Named in the summary line above the plot: a label in the plot covered bars.
 
         self.heat_plot: pg.PlotItem = self.view.addPlot(row=1, col=0)
         style_plot(self.heat_plot, "KL per dimension over training", "step", "latent dimension")
@@ -195,28 +191,23 @@ class KLPanel(PlotPanel):
             self.bar_plot.getAxis("left").setLogMode(False, log)
             self.bar_plot.setLabel("left", "KL" if mode == "kl" else "activity",
                                    units="nats" if mode == "kl" else None)
-            self.threshold_legend.items[0][1].setText(
-                "collapse threshold: activity 0.01" if mode == "activity"
-                else "KL 0.005 nats: below ⇒ collapsed")
             axis = self.bar_plot.getAxis("bottom")
             axis.setTicks([[(i, str(int(k))) for i, k in enumerate(dims)]] if d <= 40 else None)
             axis.setLabel("latent dimension" + (" (sorted)" if sorted_order else ""))
             self.bar_plot.setXRange(-0.6, d - 0.4, padding=0)
             self._y_top = None
         if log:
-            # Head room (a fifth of the height) keeps the threshold's legend clear of the bars.
-            y0 = math.log10(LOG_FLOOR)
-            high = math.log10(max(float(np.max(shown)), thr, LOG_FLOOR * 10))
-            top = high + 0.25 * (high - y0)
+            y0, top = math.log10(LOG_FLOOR), math.log10(max(float(np.max(shown)), thr, LOG_FLOOR * 10)) + 0.15
         else:
-            y0, top = 0.0, max(float(np.max(shown)), thr) * 1.25
+            y0, top = 0.0, max(float(np.max(shown)), thr) * 1.08
         # Rescale when the bars outgrow the view or shrink to well under it, not at every step.
         if self._y_top is None or top > self._y_top or (top - y0) < 0.6 * (self._y_top - y0):
             self._y_top = top
             self.bar_plot.setYRange(y0, top, padding=0)
         n_coll = int(collapsed.sum())
         text = (f"{s.name}: {d - n_coll} of {d} dimensions active, {n_coll} collapsed"
-                + (f" ({basis})" if basis else "") + ".")
+                + (f" ({basis})" if basis else "") + "; red dashed line: "
+                + ("activity 0.01" if mode == "activity" else "KL 0.005 nats") + ".")
         if text != self.summary.text():
             self.summary.setText(text)
         self._draw_heatmap(s, log)
