@@ -14,7 +14,8 @@ Speed: in-memory data go to the device once (as uint8 when stored as bytes) and 
 ``torch.randperm`` per epoch, with no per-sample loader. Metrics stay on the device between log
 steps (one host sync per ``log_every`` steps), Adam is the fused kernel, and a non-finite loss or
 gradient is caught on the device: it sets Adam's ``found_inf`` flag, so that step and every later
-one are skipped until the next sync notices, and the weights stay exactly the last good ones.
+one are skipped until the next sync notices. The weights in memory are then those that made the
+non-finite values, so a diverged run is not saved over its last epoch-end checkpoint.
 """
 
 from __future__ import annotations
@@ -464,7 +465,11 @@ class Trainer:
         w = self._writer
         if w is not None:
             try:
-                w.save_weights(self.model, step=self._good_step)
+                # A diverged model's weights are the ones that produced the non-finite values
+                # (the update before the bad step made them): the run file keeps its last
+                # checkpoint, written at an epoch's end and validated, instead.
+                if status != "diverged":
+                    w.save_weights(self.model, step=self._good_step)
             except (RunFileError, OSError) as exc:  # non-finite weights are never written
                 log.error("%s", exc)
             finally:
@@ -484,6 +489,7 @@ class Trainer:
         dev = self.device
         self._epochs_done = 0
         self._good_step = 0
+        self._saved_step: int | None = None  # the step of the last checkpoint written
         self._upload_val()
         # Device-side state: one row of stats per step [D, KL_1..KL_d, gradient check], and the sticky
         # "found_inf" that makes fused Adam skip a step (and every later one) on the device.
@@ -587,8 +593,11 @@ class Trainer:
                 )
             t_val = time.perf_counter()
             ev = self._evaluate(epoch, epoch_sums / max(epoch_count, 1.0), t_epoch)
+            if isinstance(ev, str):  # the validation gave non-finite values
+                return "diverged", ev
             if self._writer is not None:
                 self._writer.save_weights(self.model, step=self._good_step)
+                self._saved_step = self._good_step
                 self._writer.log_epoch(ev)
             self._epochs_done = epoch
             self._emit(ev)
@@ -606,17 +615,34 @@ class Trainer:
             what = f"the KL (rate) was {row[1:d+1].sum()} (latent dims {', '.join(map(str, dims[:8]))})"
         else:
             what = "the gradients were not finite"
+        return f"training diverged at step {step} (epoch {self.epoch}): {what}; {self._kept_and_hint(step)}"
+
+    def _kept_and_hint(self, step: int) -> str:
+        """What the run file keeps after a divergence at ``step``, and what to try."""
+        if self._writer is None:
+            kept = "no weights were saved (no run file)"
+        elif self._saved_step is None:
+            kept = "no weights were kept (no epoch had finished)"
+        else:
+            kept = f"kept the last checkpoint's weights, from step {self._saved_step}"
         hint = f"lower the learning rate (now {self.config.train.lr:g})"
         if self.config.model.likelihood == "gaussian" and self.config.model.obs_std is None:
             hint += " or fix --obs-std"
-        return (
-            f"training diverged at step {step} (epoch {self.epoch}): {what}; kept the last good "
-            f"weights, from step {step - 1}. Try again and {hint}"
-        )
+        scale = self._data_scale()
+        if step <= 10 and scale > 1e6:  # the first steps: the data, not the optimiser, is the cause
+            hint = f"rescale the data (its values reach {scale:.3g}), or {hint}"
+        return f"{kept}. Try again and {hint}"
+
+    def _data_scale(self) -> float:
+        """The largest absolute value among the validation rows (a sample of the data)."""
+        x = self._val_raw
+        return float(np.max(np.abs(x))) if x.size else 0.0
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
-    def _evaluate(self, epoch: int, train_means: np.ndarray, t_epoch: float) -> EpochEvent:
+    def _evaluate(self, epoch: int, train_means: np.ndarray, t_epoch: float) -> EpochEvent | str:
+        """The epoch's EpochEvent, or a divergence message when the validation set's encodings
+        or distortion are not finite (the weights are then not worth keeping)."""
         from .diagnostics import latent_summary, verdict
 
         assert self._val_dev is not None
@@ -636,8 +662,14 @@ class Trainer:
         model.train()
         mu = torch.cat(mus).double().cpu().numpy()
         lv = torch.cat(lvs).double().cpu().numpy()
-        summary = latent_summary(mu, lv, rng=0)
         distortion = float(dist_sum) / self.n_val
+        if not (math.isfinite(distortion) and np.isfinite(mu).all() and np.isfinite(lv).all()):
+            what = "distortion was" if not math.isfinite(distortion) else "encodings were"
+            return (
+                f"training diverged at step {self._good_step} (epoch {epoch}): the validation "
+                f"{what} not finite; {self._kept_and_hint(self._good_step)}"
+            )
+        summary = latent_summary(mu, lv, rng=0)
         rate = float(summary["rate"])
         tr = train_means
         tr_rate = float(tr[1 : d + 1].sum())

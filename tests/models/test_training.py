@@ -226,13 +226,15 @@ def test_pause_blocks_between_steps_and_resume_continues(spec):
 
 @pytest.mark.parametrize("log_every", [1, 4])
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_weights(spec, tmp_path, log_every):
-    bad_step = 6  # the 6th forward pass returns NaN
+    bad_step = 6  # the 6th training forward pass returns NaN (epoch 2's first)
     cfg = tiny_config(spec, epochs=5, log_every=log_every)
     trainer = Trainer.from_config(cfg, device="cpu", run_path=tmp_path / "run.h5")
     calls = {"n": 0}
     snapshot: dict = {}
 
     def before_step(module, args):
+        if not module.training:  # validation passes are not training steps
+            return
         calls["n"] += 1
         if calls["n"] == bad_step:  # the weights at the start of the bad step: the last good ones
             snapshot.update({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
@@ -269,6 +271,9 @@ def test_a_huge_learning_rate_diverges_with_finite_weights(spec, tmp_path):
     assert fin.status == "diverged" and "lower the learning rate (now 10000)" in fin.message
     with RunReader(tmp_path / "run.h5") as r:
         assert r.status == "diverged"
+        if r.weights_step < 0:  # diverged in the first epoch: nothing validated to keep
+            assert "no weights were kept" in fin.message
+            return
         model = r.load_model()
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -334,3 +339,74 @@ def test_bad_setups_raise_one_line_errors(spec, tmp_path):
         t = Trainer.from_config(tiny_config(spec, epochs=1), device="cpu")
         t.run()
         t.run()
+
+
+def _huge_lr_after_epoch_1(trainer: Trainer, snapshot: dict):
+    def cb(ev):
+        if isinstance(ev, EpochEvent) and ev.epoch == 1:
+            snapshot.update({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+            snapshot["_step"] = ev.step
+            for g in trainer.optimizer.param_groups:
+                g["lr"] = 1e30
+    return cb
+
+
+def test_a_divergence_keeps_the_last_checkpoint_not_the_weights_that_diverged(spec, tmp_path):
+    # Epoch 1 trains normally and is checkpointed; then a huge learning rate makes an update
+    # whose weights give non-finite values. Those weights must not replace the checkpoint.
+    cfg = tiny_config(spec, epochs=3, log_every=1)
+    trainer = Trainer.from_config(cfg, device="cpu", run_path=tmp_path / "run.h5")
+    snapshot: dict = {}
+    trainer.add_callback(_huge_lr_after_epoch_1(trainer, snapshot))
+    fin = trainer.run()
+    assert fin.status == "diverged"
+    saved = snapshot.pop("_step")
+    assert f"kept the last checkpoint's weights, from step {saved}" in fin.message
+    with RunReader(tmp_path / "run.h5") as r:
+        assert r.status == "diverged" and r.weights_step == saved
+        model = r.load_model()
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(tensor, snapshot[name], rtol=0, atol=0)
+    x = torch.from_numpy(trainer._val_raw).bernoulli(generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.isfinite(elbo_terms(model, x).elbo).all()
+
+
+def test_a_divergence_in_the_first_epoch_keeps_no_weights_and_says_so(spec, tmp_path):
+    cfg = tiny_config(spec, epochs=3, log_every=1, lr=1e30)
+    _, _, fin = _train(cfg, run_path=tmp_path / "run.h5")
+    assert fin.status == "diverged" and "no weights were kept" in fin.message
+    with RunReader(tmp_path / "run.h5") as r:
+        assert r.weights_step == -1
+        with pytest.raises(RunFileError, match="holds no weights yet"):
+            r.load_model()
+
+
+def test_non_finite_validation_is_a_divergence_that_keeps_the_checkpoint(spec, tmp_path):
+    cfg = tiny_config(spec, epochs=3)
+    trainer = Trainer.from_config(cfg, device="cpu", run_path=tmp_path / "run.h5")
+    saved: dict = {}
+
+    def poison_after_epoch_1(ev):
+        if isinstance(ev, EpochEvent) and ev.epoch == 1:
+            saved["step"] = ev.step
+
+            def nan_in_eval(module, args, output):  # encodings turn NaN, in validation only
+                return output if module.training else tuple(o * float("nan") for o in output)
+
+            trainer.model.encoder.register_forward_hook(nan_in_eval)
+
+    trainer.add_callback(poison_after_epoch_1)
+    fin = trainer.run()
+    assert fin.status == "diverged", fin.message
+    assert "validation" in fin.message and f"from step {saved['step']}" in fin.message
+    with RunReader(tmp_path / "run.h5") as r:
+        assert r.status == "diverged" and r.weights_step == saved["step"] and r.n_epochs == 1
+
+
+def test_a_divergence_at_the_first_steps_on_huge_data_names_the_data_scale(tmp_path):
+    huge = write_tiny_h5(str(tmp_path / "huge.h5"), lo=0.0, hi=1e30)
+    gauss = ModelConfig(arch="mlp", data_shape=(1, SIZE, SIZE), latent_dim=3, hidden=(32,),
+                        likelihood="gaussian")
+    _, _, fin = _train(tiny_config(huge, model=gauss, log_every=1))
+    assert fin.status == "diverged" and "rescale the data" in fin.message, fin.message
