@@ -104,9 +104,16 @@ def test_sorted_bars_and_activity_view(window, tiny_config, qtbot, wait_idle):
 
 
 def test_pause_resume_and_stop(window, tiny_config, qtbot, wait_idle, errors):
+    import sys
+
+    from explorer.controller import TRAINING_SWITCH_INTERVAL
+
+    before = sys.getswitchinterval()
     session = window.start_training(_long(tiny_config))
     qtbot.waitUntil(lambda: len(session.steps) >= 2, timeout=60_000)
     assert window.controller.state == "running"
+    # The GUI thread gets the GIL back sooner while training (responsiveness), as before after.
+    assert sys.getswitchinterval() == pytest.approx(TRAINING_SWITCH_INTERVAL) != before
 
     window.training_panel.pause_button.click()
     assert window.controller.state == "paused" and session.status == "paused"
@@ -123,6 +130,7 @@ def test_pause_resume_and_stop(window, tiny_config, qtbot, wait_idle, errors):
     window.training_panel.stop_button.click()
     wait_idle(window)
     assert session.status == "stopped"
+    assert sys.getswitchinterval() == pytest.approx(before)
     assert errors == []
     assert window.training_panel.start_button.isEnabled()
     with RunReader(session.path) as reader:
