@@ -468,6 +468,18 @@ def importance_terms(
     return -log_px_all.mean(0), iwae, mu, logvar
 
 
+class NonFiniteModelError(TrainingError):
+    """The model gives non-finite values on the data (its weights diverged): nothing to diagnose."""
+
+
+def _non_finite_what(distortion: float, iwae: float, mu: np.ndarray, lv: np.ndarray) -> str:
+    if not (np.isfinite(mu).all() and np.isfinite(lv).all()):
+        return "the encoder's posterior parameters were not finite"
+    if not math.isfinite(distortion):
+        return f"the distortion was {distortion}"
+    return f"the IWAE estimate was {iwae}"
+
+
 def diagnose(
     vae: VAE,
     x: Data,
@@ -484,7 +496,9 @@ def diagnose(
     statistics come from ``latent_summary``. ``objective`` (what the model was trained on) only
     shapes the verdict; the ELBO reported is the true bound. Seeded: the same seed, model and
     data give the same numbers. With a Bernoulli likelihood x must be binary (0 or 1), or the
-    numbers would not be log-probabilities: ``DataError`` otherwise.
+    numbers would not be log-probabilities: ``DataError`` otherwise. A model whose values are
+    not finite on x (diverged weights) raises ``NonFiniteModelError`` (a ``TrainingError``)
+    saying which value; every number of a returned Diagnosis is finite.
     """
     if iw_samples < 1:
         raise ValueError(f"iw_samples must be at least 1, not {iw_samples}")
@@ -511,11 +525,19 @@ def diagnose(
         iwae_sum += float(iwae.double().sum())
         mus.append(mu.float().cpu().numpy())
         lvs.append(lv.float().cpu().numpy())
-    summary = latent_summary(np.concatenate(mus), np.concatenate(lvs), rng=int(seed), n_z=n_z)
     distortion = dist_sum / n
+    iwae_mean = iwae_sum / n
+    mu_all, lv_all = np.concatenate(mus), np.concatenate(lvs)
+    if not (math.isfinite(distortion) and math.isfinite(iwae_mean)
+            and np.isfinite(mu_all).all() and np.isfinite(lv_all).all()):
+        raise NonFiniteModelError(_non_finite_what(distortion, iwae_mean, mu_all, lv_all))
+    with np.errstate(all="ignore"):  # overflow shows up as the non-finite values checked below
+        summary = latent_summary(mu_all, lv_all, rng=int(seed), n_z=n_z)
     rate = summary["rate"]
     elbo = -(distortion + rate)
-    iwae_mean = iwae_sum / n
+    numbers = [rate, summary["mutual_info"], *summary["kl_per_dim"], *summary["activity_per_dim"]]
+    if not all(math.isfinite(v) for v in numbers):
+        raise NonFiniteModelError(f"the rate was {rate}")
     summary = dict(
         summary, elbo=elbo, iwae=iwae_mean, elbo_gap=iwae_mean - elbo, iw_samples=iw_samples
     )

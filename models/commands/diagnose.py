@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     import torch
 
-    from ..diagnostics import diagnose
+    from ..diagnostics import NonFiniteModelError, diagnose
     from ..runfile import RunReader
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -78,15 +78,35 @@ def run(args: argparse.Namespace) -> int:
         config = reader.config
         model = reader.load_model(device=device)
         x, source = _diagnosis_data(args, reader)
-    diagnosis = diagnose(
-        model, x, config.objective, iw_samples=args.iw_samples, batch_size=args.batch_size,
-        seed=args.seed,
-    )
+        status, message = reader.status, reader.message
+    try:
+        with np.errstate(all="ignore"):
+            diagnosis = diagnose(
+                model, x, config.objective, iw_samples=args.iw_samples,
+                batch_size=args.batch_size, seed=args.seed,
+            )
+    except NonFiniteModelError as exc:
+        raise NonFiniteModelError(_non_finite_line(args.run_file, str(exc), status, message)) from None
     if args.json:
-        print(json.dumps(diagnosis.to_json_dict()))
+        try:
+            text = json.dumps(diagnosis.to_json_dict(), allow_nan=False)
+        except ValueError:  # never print NaN or Infinity, which are not JSON
+            raise NonFiniteModelError(
+                _non_finite_line(args.run_file, "a diagnosed value was not finite", status, message)
+            ) from None
+        print(text)
     else:
         print(format_report(diagnosis, args.run_file, source, config.model.data_dim, config))
     return 0
+
+
+def _non_finite_line(run_file: str, what: str, status: str, message: str) -> str:
+    """One line: the weights give non-finite values, and where the run diverged if it did."""
+    why = f"{what}"
+    if status == "diverged":
+        at = message.split(":", 1)[0].replace("training diverged", "the run diverged").strip()
+        why += f"; {at}" if at.startswith("the run diverged") else "; the run diverged"
+    return f"{run_file}: the model's weights give non-finite values ({why}); nothing to diagnose"
 
 
 # --------------------------------------------------------------------------- the data

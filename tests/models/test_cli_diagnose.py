@@ -186,3 +186,46 @@ def test_a_run_whose_data_changed_is_refused(capsys: pytest.CaptureFixture, gaus
     code, out, err = _cli(capsys, str(run), "--json")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "changed" in err
+
+
+def _blow_up(run: Path, factor: float, bias: float = 0.0) -> None:
+    """Make a run's stored weights finite but huge, as a diverged run's could be."""
+    with h5py.File(run, "r+") as f:
+        for name, ds in f["weights"].items():
+            ds[...] = ds[()] * factor + (bias if name.endswith("bias") else 0.0)
+        f["status"][()] = np.bytes_(b"diverged".ljust(16, b"\0"))
+        message = b"training diverged at step 7 (epoch 2): the distortion was nan; kept ..."
+        f["message"][()] = np.bytes_(message.ljust(1024, b"\0"))
+
+
+@pytest.mark.parametrize("factor,bias", [(1e20, 0.0), (1.0, 600.0)])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_run_with_non_finite_values_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture, gaussian_run: Path, tmp_path: Path, as_json: bool,
+    factor: float, bias: float,
+) -> None:
+    import shutil
+    import warnings
+
+    run = tmp_path / "diverged.h5"
+    shutil.copyfile(gaussian_run, run)
+    _blow_up(run, factor, bias)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = _cli(capsys, str(run), *(["--json"] if as_json else []))
+    assert code == 2 and out == "", out
+    assert err.count("\n") == 1 and "non-finite values" in err, err
+    assert "diverged at step 7" in err and "nothing to diagnose" in err
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_json_never_holds_nan(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                             gaussian_run: Path) -> None:
+    """If a value slipped through non-finite, --json refuses instead of printing NaN."""
+    import models.diagnostics as diagnostics
+
+    real = diagnostics.Diagnosis.to_json_dict
+    monkeypatch.setattr(diagnostics.Diagnosis, "to_json_dict",
+                        lambda self: dict(real(self), marginal_kl=float("nan")))
+    code, out, err = _cli(capsys, str(gaussian_run), "--json", "--iw-samples", "2")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "non-finite" in err
