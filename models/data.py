@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, LatentExplorerError
 
 MIN_SAMPLES = 10
 """A data set needs at least this many rows (so a split leaves both sides non-empty)."""
@@ -635,6 +635,24 @@ def open_hdf5(
     _check_max_samples(max_samples)
     limit = IN_MEMORY_LIMIT if memory_limit is None else int(memory_limit)
     path, array_path = parse_hdf5_spec(spec)
+    try:
+        return _open_hdf5(spec, path, array_path, labels, max_samples, limit)
+    except LatentExplorerError:
+        raise
+    except (RuntimeError, OSError, KeyError, ValueError, TypeError) as exc:
+        # h5py raises these from a damaged (not truncated) file's metadata: listing its objects
+        # ("Object visitation failed"), a dataset's shape or dtype, its attributes.
+        raise DataError(f"{path}: damaged HDF5 file ({_first_line(exc)})") from None
+
+
+def _open_hdf5(
+    spec: str,
+    path: str,
+    array_path: str | None,
+    labels: str | None,
+    max_samples: int | None,
+    limit: int,
+) -> Dataset:
     with _open_h5(path) as f:
         dset = _find_array(f, path, array_path, labels)
         array_path = dset.name.lstrip("/")

@@ -482,3 +482,29 @@ def test_open_hdf5_is_load_dataset_for_files(tmp_path) -> None:
     path = _h5(tmp_path / "s.h5", x=np.arange(40, dtype=np.uint8).reshape(20, 2))
     a, b = open_hdf5(f"{path}:x"), load_dataset(f"{path}:x")
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_a_damaged_hdf5_file_is_one_data_error(tmp_path) -> None:
+    """Bytes overwritten inside an HDF5 file's metadata (not a truncation) made h5py raise
+    RuntimeError ("Object visitation failed"), KeyError or UnicodeDecodeError from listing the
+    file's arrays or reading a dataset's shape: each must be a one-line DataError."""
+    good = tmp_path / "good.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(good, "w") as f:
+        f.create_dataset("x", data=rng.random((200, 16)).astype("f4"), track_times=False)
+        f.create_dataset("g/img", data=(rng.random((200, 28, 28)) * 255).astype("u1"),
+                         track_times=False)
+        f.create_dataset("lab", data=rng.integers(0, 3, 200), track_times=False)
+    raw = good.read_bytes()
+    bad = tmp_path / "bad.h5"
+    damaged = 0
+    for offset in range(0, min(len(raw), 4096), 16):
+        bad.write_bytes(raw[:offset] + b"\xff" * 32 + raw[offset + 32 :])
+        for spec, labels in ((f"{bad}:x", "lab"), (str(bad), None)):
+            try:
+                ds = load_dataset(spec, labels=labels)
+                ds.read(np.arange(len(ds)))
+            except DataError as exc:
+                assert "\n" not in str(exc)
+                damaged += "damaged HDF5 file" in str(exc)
+    assert damaged > 0
