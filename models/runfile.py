@@ -414,6 +414,11 @@ class RunReader:
         except LatentExplorerError as exc:
             raise RunFileError(f"{self.path}: the stored configuration is invalid: {exc}") from None
         self.dataset_info: dict[str, Any] = json.loads(_text(f["dataset"][()]))
+        if not isinstance(self.dataset_info, dict):
+            raise RunFileError(
+                f"{self.path}: the stored data set description is not a JSON object "
+                f"(a {type(self.dataset_info).__name__})"
+            )
         self.val_indices = np.asarray(f["val_indices"][()], dtype=np.int64)
         self.created = float(f["created"][()])
         host, pid = f.attrs.get("writer_host"), f.attrs.get("writer_pid")
@@ -457,7 +462,7 @@ class RunReader:
                         ds.refresh()
                     n = ds.shape[0] if n is None else min(n, ds.shape[0])
                 lengths[group] = n or 0
-        except (OSError, KeyError) as exc:
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
             raise RunFileError(f"{self.path}: damaged or truncated run file ({_reason(exc)})") from None
         grew = lengths != self._lengths
         self._lengths = lengths
@@ -483,7 +488,7 @@ class RunReader:
                 if arr.dtype.kind == "S":
                     arr = np.array([_text(v) for v in arr], dtype=object)
                 out[name] = arr
-        except OSError as exc:
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
             raise RunFileError(f"{self.path}: damaged or truncated run file ({_reason(exc)})") from None
         return out
 
@@ -504,7 +509,7 @@ class RunReader:
         """The stored weights, keyed by state_dict names."""
         try:
             return {name: ds[()] for name, ds in self._file["weights"].items()}
-        except OSError as exc:
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
             raise RunFileError(f"{self.path}: damaged or truncated run file ({_reason(exc)})") from None
 
     def load_model(self, device: str | torch.device = "cpu") -> VAE:

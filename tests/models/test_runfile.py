@@ -294,3 +294,34 @@ def test_the_reader_sees_the_writer_close_time(tmp_path):
     w.close()
     with RunReader(path) as r:
         assert r.updated >= t0 - 1.0 and os.path.getsize(path) > 0
+
+
+def _finished_run(path) -> None:
+    cfg, model = _model()
+    with RunWriter(path, cfg, model, {"name": "toy", "n": 40}, np.arange(30, 40)) as w:
+        w.save_weights(model, step=3)
+        w.set_status("finished", "done")
+
+
+def test_a_run_file_without_its_weights_group_is_one_run_file_error(tmp_path):
+    path = tmp_path / "run.h5"
+    _finished_run(path)
+    with h5py.File(path, "r+") as f:
+        del f["weights"]
+    with RunReader(path) as r:
+        with pytest.raises(RunFileError, match="damaged or truncated run file") as caught:
+            r.load_model()
+        assert "\n" not in str(caught.value)
+        with pytest.raises(RunFileError, match="damaged or truncated run file"):
+            r.weights()
+
+
+@pytest.mark.parametrize("text", [b"[1, 2]", b'"toy"', b"3"])
+def test_a_data_set_description_that_is_not_a_json_object_is_refused(tmp_path, text):
+    path = tmp_path / "run.h5"
+    _finished_run(path)
+    with h5py.File(path, "r+") as f:
+        del f["dataset"]
+        f["dataset"] = np.bytes_(text)
+    with pytest.raises(RunFileError, match="not a JSON object"):
+        RunReader(path)
