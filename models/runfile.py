@@ -541,6 +541,28 @@ class RunReader:
         self.close()
 
 
+def data_spec(reader: RunReader) -> str:
+    """The data spec to load a run's data set again, from any working directory.
+
+    For an HDF5 file, the absolute file and array path recorded at training time (older run
+    files stored the spec as typed, possibly relative to the directory training ran in);
+    otherwise the stored spec (``mnist``, ``shapes:32``). Uses only what RunReader reads when it
+    opens, so it works after the reader is closed too. Pass the run's ``config.train.labels``
+    and ``dataset_info["max_samples"]`` to ``load_dataset`` with it.
+    """
+    info = reader.dataset_info
+    spec = str(info.get("spec") or reader.config.train.data)
+    file, array = info.get("file"), info.get("array")
+    if info.get("source") != "hdf5" or not isinstance(file, str) or not file:
+        return spec
+    if not os.path.exists(file) and not os.path.isabs(spec):
+        from .data import parse_hdf5_spec
+
+        if os.path.exists(parse_hdf5_spec(spec)[0]):  # moved along with the current directory
+            return spec
+    return f"{file}:{array}" if isinstance(array, str) and array else file
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text

@@ -145,7 +145,14 @@ def _prepare(config: RunConfig) -> tuple[Dataset, np.ndarray, np.ndarray, np.nda
 
 
 def _fit_config(config: RunConfig, dataset: Dataset) -> RunConfig:
-    """The configuration with the model's data shape taken from the data set."""
+    """The configuration with the model's data shape taken from the data set, and an HDF5 data
+    spec made absolute (``/abs/FILE.h5:array``), so the run's data can be found again from
+    another directory."""
+    info = dataset.describe()
+    if info.get("source") == "hdf5" and info.get("file") and info.get("array"):
+        spec = f"{info['file']}:{info['array']}"
+        if spec != config.train.data:
+            config = dataclasses.replace(config, train=dataclasses.replace(config.train, data=spec))
     if tuple(config.model.data_shape) == tuple(dataset.sample_shape):
         return config
     model = dataclasses.replace(config.model, data_shape=tuple(dataset.sample_shape))

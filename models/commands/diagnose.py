@@ -131,8 +131,10 @@ def _diagnosis_data(args: argparse.Namespace, reader: Any) -> tuple[np.ndarray, 
         rows, note = _subset(np.arange(len(dataset)), limit, args.seed)
         x = _model_ready(dataset.read(rows).reshape(len(rows), *want), cfg)
         return x, f"{note}{len(dataset)} rows of {dataset.name}"
+    from ..runfile import data_spec
+
     info = reader.dataset_info
-    spec = info.get("spec") or cfg.train.data
+    spec = data_spec(reader)  # absolute for HDF5 files: diagnose works from any directory
     n_stored = info.get("n")
     dataset = load_dataset(spec, max_samples=info.get("max_samples"))
     if n_stored is not None and len(dataset) != int(n_stored):

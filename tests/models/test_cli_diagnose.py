@@ -229,3 +229,39 @@ def test_json_never_holds_nan(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
                         lambda self: dict(real(self), marginal_kl=float("nan")))
     code, out, err = _cli(capsys, str(gaussian_run), "--json", "--iw-samples", "2")
     assert code == 2 and out == "" and err.count("\n") == 1 and "non-finite" in err
+
+
+def test_a_run_trained_on_a_relative_path_is_diagnosed_from_another_directory(
+    capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.runfile import data_spec
+
+    work = tmp_path / "work"
+    work.mkdir()
+    _write_data(work / "rel.h5")
+    monkeypatch.chdir(work)
+    cfg = RunConfig(
+        ModelConfig(arch="mlp", data_shape=(DIM,), latent_dim=2, hidden=(8,),
+                    likelihood="gaussian", obs_std=0.5),
+        ObjectiveConfig(),
+        TrainConfig(data="rel.h5:x", epochs=1, batch_size=50, seed=0),
+    )
+    assert Trainer.from_config(cfg, run_path="run.h5", device="cpu").run().status == "finished"
+    monkeypatch.chdir(tmp_path)
+    with RunReader(work / "run.h5") as r:
+        assert r.config.train.data == f"{work / 'rel.h5'}:x"  # stored absolute
+        assert r.dataset_info["spec"] == "rel.h5:x"  # as typed: what older files relied on
+        assert data_spec(r) == f"{work / 'rel.h5'}:x"
+    code, out, err = _cli(capsys, str(work / "run.h5"), "--json", "--iw-samples", "2")
+    assert code == 0, err
+    assert json.loads(out)["n_samples"] > 0
+
+
+def test_data_spec_of_other_data_sets_is_the_stored_spec(gaussian_run: Path) -> None:
+    from models.runfile import data_spec
+
+    with RunReader(gaussian_run) as r:
+        info = dict(r.dataset_info)
+        assert data_spec(r) == f"{info['file']}:{info['array']}"
+        r.dataset_info = {"spec": "shapes:32", "source": "shapes"}
+        assert data_spec(r) == "shapes:32"
