@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +19,8 @@ Likelihood = Literal["bernoulli", "gaussian"]
 Binarize = Literal["dynamic", "threshold"]
 
 CONV_SIZES = (28, 32, 64)
+#: The smallest fixed obs_std: the Gaussian likelihood's log-std is floored at -7 (models.vae).
+MIN_OBS_STD = math.exp(-7.0)
 
 
 from .errors import ConfigError  # noqa: E402  (re-exported: models.config.ConfigError)
@@ -68,6 +72,12 @@ class ModelConfig:
             raise ConfigError(f"data_shape must be positive, not {self.data_shape}")
         if self.obs_std is not None and not self.obs_std > 0:
             raise ConfigError(f"obs_std must be positive, not {self.obs_std}")
+        if self.obs_std is not None and not self.obs_std >= MIN_OBS_STD:
+            raise ConfigError(
+                f"obs_std must be at least exp(-7) = {MIN_OBS_STD:.3g} (the smallest standard "
+                f"deviation the Gaussian likelihood uses), not {self.obs_std:g}; rescale the data "
+                "instead"
+            )
         if self.arch == "conv":
             if len(self.data_shape) != 3:
                 raise ConfigError(
@@ -154,6 +164,9 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
         if self.log_every < 1:
             raise ConfigError(f"log_every must be at least 1, not {self.log_every}")
+        if (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)
+                or not 0 <= self.seed < 2**63):
+            raise ConfigError(f"seed must be a whole number from 0 to 2**63 - 1, not {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -51,10 +51,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--batch-size", type=int, default=128, metavar="N",
         help="data rows per batch (default 128; each is decoded K times)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of every random draw, 0 to 2**63 - 1 "
+                   "(default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.set_defaults(handler=run)
     return p
+
+
+def _seed(text: str) -> int:
+    """argparse type of --seed: a whole number in [0, 2**63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{value} is not in 0 .. 2**63 - 1")
+    return value
 
 
 def _check_args(args: argparse.Namespace) -> None:

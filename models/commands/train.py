@@ -36,6 +36,20 @@ def _int(minimum: int) -> Any:
     return parse
 
 
+SEED_LIMIT = 2**63  # seeds are 0 <= S < 2**63 (torch's manual_seed takes a signed 64-bit int)
+
+
+def _seed(text: str) -> int:
+    """argparse type of --seed: a whole number in [0, 2**63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is not in 0 .. 2**63 - 1")
+    return value
+
+
 def _float(minimum: float, strict: bool) -> Any:
     def parse(text: str) -> float:
         try:
@@ -106,7 +120,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--batch-size", type=_int(1), default=128, metavar="N", help="default: 128")
     g.add_argument("--lr", type=_float(0.0, True), default=1e-3, metavar="LR",
                    help="Adam learning rate (default: 1e-3)")
-    g.add_argument("--seed", type=_int(0), default=0, metavar="S", help="default: 0")
+    g.add_argument("--seed", type=_seed, default=0, metavar="S", help="0 to 2**63 - 1 (default: 0)")
     g.add_argument("--log-every", type=_int(1), default=10, metavar="N",
                    help="record a step row every N steps (default: 10)")
     g.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
@@ -212,12 +226,31 @@ class Progress:
 
 
 # --------------------------------------------------------------------------- the command
+def _refuse_data_as_out(out: str, data_spec: str | None) -> None:
+    """--out must not be the data file (labels are read from the same file): --force would
+    delete the user's data before training even read them."""
+    from ..data import parse_hdf5_spec
+
+    if not data_spec or not os.path.exists(out):
+        return
+    data_file = parse_hdf5_spec(data_spec)[0]
+    try:
+        same = os.path.exists(data_file) and os.path.samefile(out, data_file)
+    except OSError:
+        same = os.path.realpath(out) == os.path.realpath(data_file)
+    if same:
+        raise RunFileError(
+            f"{out}: is the data file ({data_spec}); write the run to another --out"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from ..training import Trainer  # imports torch: after the argument checks
 
     out = os.fspath(args.out)
     if os.path.isdir(out):
         raise RunFileError(f"{out}: is a directory, not a run file")
+    _refuse_data_as_out(out, args.data)
     if os.path.exists(out) and not args.force:
         raise RunFileError(f"{out}: exists already (use --force to replace it)")
     parent = os.path.dirname(os.path.abspath(out))

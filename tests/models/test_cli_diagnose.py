@@ -150,6 +150,8 @@ def test_json_is_seeded_and_options_apply(capsys: pytest.CaptureFixture, gaussia
         (["{run}", "--data", "{dir}/nothing.h5"], "nothing.h5"),
         (["{run}", "--data", "{data}:other"], "do not fit the model's data shape"),
         (["{run}", "--iw-samples", "many"], "invalid int value"),
+        (["{run}", "--seed", "-1"], "--seed"),
+        (["{run}", "--seed", "99999999999999999999999"], "--seed"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture, gaussian_run: Path,

@@ -11,6 +11,7 @@ import pytest
 from models.cli import main as cli_main
 from models.commands.train import Progress
 from models.runfile import RunReader
+from models.errors import ConfigError
 from models.training import EpochEvent, StepEvent
 
 from train_helpers import LineReader, cli, one_thread, write_tiny_h5  # noqa: F401  (fixture)
@@ -102,6 +103,10 @@ def _run_cli(capsys, *args: str) -> tuple[int, str]:
         (["--beta", "-1"], "--beta"),
         (["--val-fraction", "1.5"], "val_fraction"),
         (["--arch", "rnn"], "--arch"),
+        (["--seed", "99999999999999999999999"], "--seed"),
+        (["--seed", str(2**63)], "--seed"),
+        (["--seed", "-1"], "--seed"),
+        (["--likelihood", "gaussian", "--obs-std", "1e-4"], "obs_std must be at least exp(-7)"),
     ],
 )
 def test_bad_numbers_exit_2_with_one_line(capsys, tmp_path, spec, args, expected):
@@ -176,3 +181,31 @@ def test_progress_bar_on_a_terminal_and_epoch_lines_on_stdout():
     plain(StepEvent(step=25, epoch=1, elbo=-103.0, distortion=100.0, rate=3.0, kl_per_dim=kl,
                     beta=1.0, lr=1e-3, samples_per_s=1.0))
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "relative"])
+def test_out_that_is_the_data_file_is_refused_even_with_force(capsys, tmp_path, monkeypatch, how):
+    """--force must never delete the user's data: --out naming the data file is refused."""
+    data_file = tmp_path / "data.h5"
+    write_tiny_h5(str(data_file))
+    before = data_file.read_bytes()
+    out = data_file
+    if how == "symlink":
+        out = tmp_path / "link.h5"
+        out.symlink_to(data_file)
+    elif how == "relative":
+        monkeypatch.chdir(tmp_path)
+        out = "./data.h5"
+    code, err = _run_cli(capsys, "--data", f"{data_file}:x", "--labels", "x", "--epochs", "1",
+                         "--out", str(out), "--force")
+    assert code == 2 and err.count("\n") == 1 and "is the data file" in err, err
+    assert data_file.read_bytes() == before
+
+
+def test_a_config_refuses_seeds_outside_64_bits() -> None:
+    from models.config import TrainConfig
+
+    for bad in (-1, 2**63, 10**30, 1.5, True):
+        with pytest.raises(ConfigError, match="seed must be"):
+            TrainConfig(seed=bad)
+    assert TrainConfig(seed=2**63 - 1).seed == 2**63 - 1

@@ -356,3 +356,17 @@ def test_verdict_warns_when_active_dimensions_carry_little_information() -> None
     assert v.startswith("All 4 dimensions active") and "little information" in v
     assert "more latent dimensions" not in v
     assert "little information" not in dg.verdict(_summary([1.0] * 4, [True] * 4, mi=3.0))
+
+
+def test_diagnose_refuses_a_seed_outside_64_bits() -> None:
+    from models.config import ModelConfig
+    from models.diagnostics import diagnose
+    from models.errors import ConfigError
+    from models.vae import VAE
+
+    vae = VAE(ModelConfig(arch="mlp", data_shape=(4,), latent_dim=2, hidden=(4,),
+                          likelihood="gaussian", obs_std=1.0))
+    x = np.zeros((8, 4), np.float32)
+    for bad in (-1, 2**64):
+        with pytest.raises(ConfigError, match="seed must be"):
+            diagnose(vae, x, iw_samples=2, seed=bad)
