@@ -134,13 +134,14 @@ def load_run_for_exploring(
 
     from explorer.workers import export_run_decoder
     from models.data import load_dataset
-    from models.runfile import RunReader
+    from models.runfile import RunReader, data_spec
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with RunReader(run_path) as reader:
         config = reader.config
         vae = reader.load_model(device)
         info = dict(reader.dataset_info)
+        spec = data_spec(reader)  # absolute: the run may have been trained in another folder
         val_rows = np.asarray(reader.val_indices, dtype=np.int64)
     export_run_decoder(run_path, decoder_path)
     if on_decoder is not None:
@@ -148,7 +149,6 @@ def load_run_for_exploring(
     if should_stop is not None and should_stop():
         raise Cancelled()
 
-    spec = info.get("spec") or config.train.data
     dataset = load_dataset(spec, config.train.labels, max_samples=info.get("max_samples"))
     shape = tuple(config.model.data_shape)
     if int(np.prod(dataset.sample_shape)) != int(np.prod(shape)):
