@@ -19,6 +19,8 @@ Likelihood = Literal["bernoulli", "gaussian"]
 Binarize = Literal["dynamic", "threshold"]
 
 CONV_SIZES = (28, 32, 64)
+#: Seeds are whole numbers 0 <= S < SEED_LIMIT (torch's manual_seed takes a signed 64-bit int).
+SEED_LIMIT = 2**63
 #: The smallest fixed obs_std: the Gaussian likelihood's log-std is floored at -7 (models.vae).
 MIN_OBS_STD = math.exp(-7.0)
 
@@ -29,6 +31,12 @@ from .errors import ConfigError  # noqa: E402  (re-exported: models.config.Confi
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, not {value!r}")
+
+
+def check_seed(seed: Any) -> None:
+    """ConfigError unless ``seed`` is a whole number in [0, SEED_LIMIT)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"seed must be a whole number from 0 to 2**63 - 1, not {seed!r}")
 
 
 @dataclass
@@ -164,9 +172,7 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
         if self.log_every < 1:
             raise ConfigError(f"log_every must be at least 1, not {self.log_every}")
-        if (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)
-                or not 0 <= self.seed < 2**63):
-            raise ConfigError(f"seed must be a whole number from 0 to 2**63 - 1, not {self.seed!r}")
+        check_seed(self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .config import ModelConfig, ObjectiveConfig
-from .errors import ConfigError, DataError, TrainingError
+from .config import ModelConfig, ObjectiveConfig, check_seed
+from .errors import DataError, TrainingError
 from .objectives import log_normal, log_standard_normal
 from .vae import VAE
 
@@ -502,8 +502,7 @@ def diagnose(
     """
     if iw_samples < 1:
         raise ValueError(f"iw_samples must be at least 1, not {iw_samples}")
-    if not 0 <= int(seed) < 2**63:
-        raise ConfigError(f"seed must be a whole number from 0 to 2**63 - 1, not {seed}")
+    check_seed(int(seed))
     n = len(x)
     if n == 0:
         raise DataError("there are no data samples to diagnose")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from . import seed_arg
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,22 +52,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--batch-size", type=int, default=128, metavar="N",
         help="data rows per batch (default 128; each is decoded K times)",
     )
-    p.add_argument("--seed", type=_seed, default=0, help="seed of every random draw, 0 to 2**63 - 1 "
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of every random draw, 0 to 2**63 - 1 "
                    "(default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.set_defaults(handler=run)
     return p
-
-
-def _seed(text: str) -> int:
-    """argparse type of --seed: a whole number in [0, 2**63)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{value} is not in 0 .. 2**63 - 1")
-    return value
 
 
 def _check_args(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from ..config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
 from ..errors import RunFileError
+from . import seed_arg
 
 DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": (32, 64, 256)}
 
@@ -34,20 +35,6 @@ def _int(minimum: int) -> Any:
         return value
 
     return parse
-
-
-SEED_LIMIT = 2**63  # seeds are 0 <= S < 2**63 (torch's manual_seed takes a signed 64-bit int)
-
-
-def _seed(text: str) -> int:
-    """argparse type of --seed: a whole number in [0, 2**63)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"{value} is not in 0 .. 2**63 - 1")
-    return value
 
 
 def _float(minimum: float, strict: bool) -> Any:
@@ -120,7 +107,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--batch-size", type=_int(1), default=128, metavar="N", help="default: 128")
     g.add_argument("--lr", type=_float(0.0, True), default=1e-3, metavar="LR",
                    help="Adam learning rate (default: 1e-3)")
-    g.add_argument("--seed", type=_seed, default=0, metavar="S", help="0 to 2**63 - 1 (default: 0)")
+    g.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="0 to 2**63 - 1 (default: 0)")
     g.add_argument("--log-every", type=_int(1), default=10, metavar="N",
                    help="record a step row every N steps (default: 10)")
     g.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
