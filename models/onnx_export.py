@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from .diagnostics import ACTIVE_THRESHOLD
+from .atomic import temp_prefix, write_temp_beside
 from .errors import ExportError, ModelFileError
 from .runtime import FORMAT_VERSION, META_PREFIX, _open_session
 from .vae import VAE, DecoderMean, EncoderParams
@@ -336,12 +337,6 @@ def _name_max(directory: str) -> int:
         return 255
 
 
-def _temp_prefix(path: str) -> str:
-    """A hidden temporary file's prefix beside ``path``; short enough that any file name the
-    directory allows still leaves room for it."""
-    return f".{os.path.basename(path)[:40]}."
-
-
 def _write_failure(path: str, exc: OSError) -> ExportError:
     """An OSError while writing, as an ExportError naming the target, not the temporary file."""
     return ExportError(f"{path}: cannot write it ({exc.strerror or exc})")
@@ -431,29 +426,17 @@ def prepare_export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any
     except ValueError as exc:  # protobuf's 2 GB limit; our decoders are megabytes
         raise ExportError(f"{path}: the {role} is too large for a single ONNX file ({exc})") from None
 
-    parent = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=_temp_prefix(path), suffix=".tmp")
+        tmp = write_temp_beside(path, data, fsync=True)
     except OSError as exc:
         raise _write_failure(path, exc) from None
     try:
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        except OSError as exc:
-            raise _write_failure(path, exc) from None
-        try:
-            n, worst = _verify(tmp, module, [c for c in checks], atol)
-        except ExportError as exc:
-            raise ExportError(f"{path}: verification failed, nothing written: {exc}") from None
-    except BaseException:
+        n, worst = _verify(tmp, module, [c for c in checks], atol)
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, ExportError):
+            raise ExportError(f"{path}: verification failed, nothing written: {exc}") from None
         raise
     report = ExportReport(path, role, opset, len(data), n, worst, time.perf_counter() - t0)
     return PendingExport(path, tmp, report)
@@ -473,7 +456,7 @@ def commit_exports(pending: Sequence[PendingExport]) -> list[ExportReport]:
             backup = None
             if i < len(pending) - 1 and os.path.exists(p.path):  # a later rename may still fail
                 parent = os.path.dirname(os.path.abspath(p.path))
-                fd, backup = tempfile.mkstemp(dir=parent, prefix=_temp_prefix(p.path), suffix=".bak")
+                fd, backup = tempfile.mkstemp(dir=parent, prefix=temp_prefix(p.path), suffix=".bak")
                 os.close(fd)
                 backups.append(backup)
                 shutil.copy2(p.path, backup)

@@ -8,17 +8,16 @@ interlace), so no imaging library is needed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import re
 import struct
-import tempfile
 import zlib
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..atomic import replace_from, write_temp_beside
 from ..latent_math import prior_samples, tile
 from ..runtime import OnnxDecoder
 
@@ -125,12 +124,6 @@ def encode_png(image: np.ndarray) -> bytes:
     )
 
 
-def _temp_prefix(path: str) -> str:
-    """A hidden temporary file's prefix beside ``path``, short enough that any file name the
-    directory allows still leaves room for it."""
-    return f".{os.path.basename(path)[:40]}."
-
-
 def write_png(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = True) -> None:
     """Write ``image`` as a PNG, atomically (temporary file in the same directory, then rename).
 
@@ -146,25 +139,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = T
         raise ConfigError(f"{path}: is a directory")
     if not overwrite and os.path.exists(path):
         raise ConfigError(f"{path}: file exists (use --force to replace it)")
-    data = encode_png(image)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=_temp_prefix(path), suffix=".tmp")
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror or str(exc), path) from None
-    try:
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise OSError(exc.errno, exc.strerror or str(exc), path) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_from(write_temp_beside(path, encode_png(image)), path)
 
 
 def grid_shape(n: int, cols: int | None = None) -> tuple[int, int]:

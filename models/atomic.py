@@ -1,0 +1,62 @@
+"""Atomic writes: a hidden temporary file beside the target, renamed over it when complete.
+
+Standard library only (the torch-free ``decode`` command uses it, as does the ONNX export).
+Failures raise an OSError that names the target, never the temporary file, and leave no
+temporary file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+
+def temp_prefix(path: str) -> str:
+    """A hidden temporary file's prefix beside ``path``; short enough that any file name the
+    directory allows still leaves room for it."""
+    return f".{os.path.basename(path)[:40]}."
+
+
+def _naming(path: str, exc: OSError) -> OSError:
+    return OSError(exc.errno, exc.strerror or str(exc), path)
+
+
+def write_temp_beside(path: str, data: bytes, *, fsync: bool = False) -> str:
+    """Write ``data`` into a new hidden file in ``path``'s directory, with the permissions a new
+    file gets (the umask's), and return its name; ``fsync`` forces it to disk first."""
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=temp_prefix(path), suffix=".tmp")
+    except OSError as exc:
+        raise _naming(path, exc) from None
+    try:
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        except OSError as exc:
+            raise _naming(path, exc) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def replace_from(tmp: str, path: str) -> None:
+    """Rename the temporary file ``tmp`` over ``path``; on failure remove ``tmp``."""
+    try:
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _naming(path, exc) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
