@@ -360,7 +360,7 @@ def stop_child_processes(grace: float = 10.0) -> None:
         children = list(_CHILDREN)
     for proc in children:
         try:
-            if hasattr(signal, "SIGINT") and os.name == "posix":
+            if os.name == "posix":
                 proc.send_signal(signal.SIGINT)
             else:
                 proc.terminate()

@@ -74,10 +74,11 @@ class KLPanel(PlotPanel):
         self.bar_plot.setMouseEnabled(x=False, y=False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, pen=None, brushes=[])
         self.bar_plot.addItem(self.bars)
-        threshold_pen = pen("#C00000", 1.2, style=Qt.PenStyle.DashLine)
-        self.threshold = pg.InfiniteLine(pos=0, angle=0, movable=False, pen=threshold_pen)
-        self.bar_plot.addItem(self.threshold, ignoreBounds=True)
         # Named in the summary line above the plot: a label in the plot covered bars.
+        self.threshold = pg.InfiniteLine(
+            pos=0, angle=0, movable=False, pen=pen("#C00000", 1.2, style=Qt.PenStyle.DashLine)
+        )
+        self.bar_plot.addItem(self.threshold, ignoreBounds=True)
 
         self.heat_plot: pg.PlotItem = self.view.addPlot(row=1, col=0)
         style_plot(self.heat_plot, "KL per dimension over training", "step", "latent dimension")
@@ -207,7 +208,7 @@ class KLPanel(PlotPanel):
         n_coll = int(collapsed.sum())
         text = (f"{s.name}: {d - n_coll} of {d} dimensions active, {n_coll} collapsed"
                 + (f" ({basis})" if basis else "") + "; red dashed line: "
-                + ("activity 0.01" if mode == "activity" else "KL 0.005 nats") + ".")
+                + (f"activity {thr:g}" if mode == "activity" else f"KL {thr:g} nats") + ".")
         if text != self.summary.text():
             self.summary.setText(text)
         self._draw_heatmap(s, log)

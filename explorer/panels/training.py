@@ -480,7 +480,7 @@ class TrainingPanel(QWidget):
         total = s.total_steps
         epochs = s.epochs_planned
         sps = s.steps.last("samples_per_s")
-        parts = [s.name]  # the run it describes (the form above may hold the next run's settings)
+        parts = []
         if epoch is not None and np.isfinite(epoch):
             parts.append(f"epoch {int(epoch)}" + (f"/{epochs}" if epochs else ""))
         parts.append(f"step {step:,}" + (f"/{total:,}" if total else ""))
@@ -490,7 +490,8 @@ class TrainingPanel(QWidget):
             left_steps = max(0, total - step)
             seconds = left_steps * s.config.train.batch_size / sps
             parts.append(f"{format_duration(seconds)} left")
-        text = parts[0] + ": " + " · ".join(parts[1:])
+        # Named: the form above may already hold the next run's settings.
+        text = f"{s.name}: " + " · ".join(parts)
         if s.status != "running":
             text += f" · {s.message or s.status}"
         return text
