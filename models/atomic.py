@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 
 
 def temp_prefix(path: str) -> str:
@@ -22,6 +23,19 @@ def _naming(path: str, exc: OSError) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), path)
 
 
+@contextlib.contextmanager
+def _or_remove(tmp: str, path: str) -> Iterator[None]:
+    """On any failure inside, remove ``tmp``; an OSError is re-raised naming ``path``."""
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _naming(path, exc) from None
+        raise
+
+
 def write_temp_beside(path: str, data: bytes, *, fsync: bool = False) -> str:
     """Write ``data`` into a new hidden file in ``path``'s directory, with the permissions a new
     file gets (the umask's), and return its name; ``fsync`` forces it to disk first."""
@@ -30,33 +44,19 @@ def write_temp_beside(path: str, data: bytes, *, fsync: bool = False) -> str:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=temp_prefix(path), suffix=".tmp")
     except OSError as exc:
         raise _naming(path, exc) from None
-    try:
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                if fsync:
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        except OSError as exc:
-            raise _naming(path, exc) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with _or_remove(tmp, path):
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
     return tmp
 
 
 def replace_from(tmp: str, path: str) -> None:
     """Rename the temporary file ``tmp`` over ``path``; on failure remove ``tmp``."""
-    try:
-        try:
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise _naming(path, exc) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with _or_remove(tmp, path):
+        os.replace(tmp, path)
