@@ -21,6 +21,7 @@ from models.training import (
     FinishedEvent,
     StepEvent,
     Trainer,
+    bernoulli_bytes,
     prepare_run,
 )
 
@@ -120,6 +121,36 @@ def test_bernoulli_inputs_are_binary(spec):
         else:  # fresh draws: the mean matches the pixels' in expectation, not their threshold
             assert float(batches.mean()) == pytest.approx(float(pixels.mean()), abs=0.02)
             assert abs(float(batches.mean()) - float((pixels > 0.5).mean())) > 0.05
+
+
+class _AllTriples:
+    """A stand-in bit generator whose bytes, read as (b1, b2, b3) triples the way
+    ``bernoulli_bytes`` reads them, run through all 2**24 values once."""
+
+    def random_raw(self, n: int) -> np.ndarray:
+        u = np.arange(2**24, dtype=np.uint32)
+        triples = np.stack([u >> 16, (u >> 8) & 255, u & 255]).astype(np.uint8)  # b1, b2, b3
+        out = np.zeros(8 * n, np.uint8)
+        out[: triples.size] = triples.ravel()
+        return out.view(np.uint64)
+
+
+@pytest.mark.parametrize("k", [0, 1, 51, 128, 254, 255])
+def test_bernoulli_bytes_probability_is_k_over_255_to_24_bits(k):
+    """Over every 24-bit draw, exactly k * 65793 = k (2**24 - 1) / 255 of them give a one."""
+    x = bernoulli_bytes(np.full(2**24, k, np.uint8), _AllTriples())
+    assert x.dtype == np.bool_ and int(x.sum()) == k * 65793
+
+
+def test_bernoulli_bytes_draws_fresh_independent_bits():
+    bits = np.random.PCG64(3)
+    k = np.repeat(np.arange(256, dtype=np.uint8), 4000).reshape(256, 4000)
+    a, b = bernoulli_bytes(k, bits), bernoulli_bytes(k, bits)
+    p = np.arange(256) / 255
+    sigma = np.sqrt(p * (1 - p) / 4000)
+    assert np.all(np.abs(a.mean(1) - p) <= 5 * sigma + 1e-12)
+    assert not a[0].any() and a[255].all()
+    assert (a != b).any()  # a fresh draw each call
 
 
 def test_uint8_data_binarise_exactly_in_proportion(tmp_path):
