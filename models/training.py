@@ -12,10 +12,12 @@ that raises ends the run with status "error" and its exception is re-raised from
 
 Speed: in-memory data go to the device once (as uint8 when stored as bytes) and are indexed by a
 ``torch.randperm`` per epoch, with no per-sample loader. Metrics stay on the device between log
-steps (one host sync per ``log_every`` steps), Adam is the fused kernel, and a non-finite loss or
-gradient is caught on the device: it sets Adam's ``found_inf`` flag, so that step and every later
-one are skipped until the next sync notices. The weights in memory are then those that made the
-non-finite values, so a diverged run is not saved over its last epoch-end checkpoint.
+steps (one host sync per ``log_every`` steps), Adam is the fused kernel, and a non-finite loss
+is caught on the device: it sets Adam's ``found_inf`` flag, so that step and every later one are
+skipped until the next sync notices. A non-finite gradient (under a finite loss) makes the update
+non-finite, so the next step's loss shows it; the weights are checked at each sync for the last
+step's. Dynamic binarisation of bytes on the CPU draws its bits with numpy (``bernoulli_bytes``).
+A diverged run is never saved over its last epoch-end checkpoint.
 """
 
 from __future__ import annotations
@@ -198,14 +200,10 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def _grad_check(grads: list[torch.Tensor]) -> torch.Tensor:
-    """A scalar that is finite exactly when every gradient element is (up to overflow of huge
-    gradients, which counts as divergence too): the gradients' total 2-norm on CUDA (one fused
-    kernel), the sum of their sums on the CPU (half the cost there)."""
-    get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)
-    if grads[0].is_cuda and get_total_norm is not None:
-        return get_total_norm(grads, 2.0, error_if_nonfinite=False)
-    return torch.stack([g.sum() for g in grads]).sum()
+def _all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Whether every element of the tensors is finite (up to overflow of huge values, which
+    counts as divergence too): one host sync, for the sum of their sums."""
+    return bool(torch.isfinite(torch.stack([t.detach().sum() for t in tensors]).sum()))
 
 
 # =========================================================================== the trainer
@@ -524,9 +522,9 @@ class Trainer:
         self._good_step = 0
         self._saved_step: int | None = None  # the step of the last checkpoint written
         self._upload_val()
-        # Device-side state: one row of stats per step [D, KL_1..KL_d, gradient check], and the sticky
+        # Device-side state: one row of stats per step [D, KL_1..KL_d], and the sticky
         # "found_inf" that makes fused Adam skip a step (and every later one) on the device.
-        buf = torch.zeros((tc.log_every, d + 2), dtype=torch.float32, device=dev)
+        buf = torch.zeros((tc.log_every, d + 1), dtype=torch.float32, device=dev)
         found_inf = torch.zeros((), dtype=torch.float32, device=dev)
         self.optimizer.found_inf = found_inf  # type: ignore[attr-defined]
         k = 0  # rows of buf in use
@@ -534,7 +532,7 @@ class Trainer:
         t_mark = time.perf_counter()
         excluded = 0.0  # seconds of validation and pauses since t_mark
         lr = float(tc.lr)
-        epoch_sums = np.zeros(d + 2)
+        epoch_sums = np.zeros(d + 1)
         epoch_count = 0.0
 
         def report() -> str | None:
@@ -574,14 +572,22 @@ class Trainer:
                     self._writer.log_step(ev)
                 self._emit(ev)
             t_mark, excluded = now, 0.0
-            if n_good == len(rows):
-                return None
-            return self._divergence_message(rows[n_good], first + n_good)
+            if n_good < len(rows):
+                return self._divergence_message(rows[n_good], first + n_good)
+            # Every loss was finite. A non-finite gradient leaves a finite loss but makes Adam's
+            # update non-finite, which the next step's loss shows; for the interval's last step
+            # no next step has run yet, so look at the weights (once per interval, not per step).
+            if not _all_finite(self._params):
+                return (
+                    f"training diverged at step {self.step} (epoch {self.epoch}): its gradients "
+                    f"were not finite; {self._kept_and_hint(self.step)}"
+                )
+            return None
 
         for epoch in range(1, tc.epochs + 1):
             self.epoch = epoch
             t_epoch = time.perf_counter()
-            epoch_sums, epoch_count = np.zeros(d + 2), 0.0
+            epoch_sums, epoch_count = np.zeros(d + 1), 0.0
             for xb, nb in self._batches(epoch):
                 if not self._resume.is_set():  # paused: wait between steps, stop still works
                     t_pause = time.perf_counter()
@@ -598,16 +604,10 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 with torch.no_grad():
-                    grads = [p.grad for p in self._params if p.grad is not None]
-                    stats = torch.cat(
-                        [
-                            terms.distortion.detach().mean().reshape(1),
-                            terms.kl_per_dim.detach().mean(0),
-                            _grad_check(grads).reshape(1).to(torch.float32),
-                        ]
-                    )
-                    buf[k].copy_(stats)
-                    found_inf.logical_or_(~torch.isfinite(stats).all())
+                    row = buf[k]
+                    torch.mean(terms.distortion.detach(), 0, keepdim=True, out=row[:1])
+                    torch.mean(terms.kl_per_dim.detach(), 0, out=row[1:])
+                    found_inf.logical_or_(~torch.isfinite(row).all())
                 self.optimizer.step()
                 self.step += 1
                 row_sizes.append(nb)
@@ -643,11 +643,9 @@ class Trainer:
         d = self.config.model.latent_dim
         if not np.isfinite(row[0]):
             what = f"the distortion was {row[0]}"
-        elif not np.all(np.isfinite(row[1 : d + 1])):
+        else:
             dims = np.flatnonzero(~np.isfinite(row[1 : d + 1]))
             what = f"the KL (rate) was {row[1:d+1].sum()} (latent dims {', '.join(map(str, dims[:8]))})"
-        else:
-            what = "the gradients were not finite"
         return f"training diverged at step {step} (epoch {self.epoch}): {what}; {self._kept_and_hint(step)}"
 
     def _kept_and_hint(self, step: int) -> str:

@@ -294,6 +294,35 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_weights(spec, tmp_path, 
         np.testing.assert_array_equal(arr, snapshot[name].numpy())
 
 
+@pytest.mark.parametrize("log_every", [1, 3])
+def test_a_non_finite_gradient_under_a_finite_loss_is_a_divergence(spec, tmp_path, log_every):
+    """Step 4's loss is finite but one gradient is infinite. Its update makes the weights
+    non-finite: with a sync after every step the check of the weights names step 4 and its
+    gradients; otherwise step 5's loss shows it. Nothing non-finite reaches the file."""
+    bad_step = 4
+    cfg = tiny_config(spec, epochs=3, log_every=log_every)
+    trainer = Trainer.from_config(cfg, device="cpu", run_path=tmp_path / "run.h5")
+    calls = {"n": 0}
+
+    def count(module, args):
+        if module.training:
+            calls["n"] += 1
+
+    trainer.model.encoder.register_forward_pre_hook(count)
+    bias = trainer.model.decoder.net[-1].bias
+    bias.register_hook(lambda g: g * float("inf") if calls["n"] == bad_step else g)
+    fin = trainer.run()
+    assert fin.status == "diverged" and fin.step == bad_step, fin.message
+    if log_every == 1:
+        assert f"diverged at step {bad_step} (epoch 1): its gradients were not finite" in fin.message
+    else:
+        assert f"diverged at step {bad_step + 1} (epoch 1): the distortion was nan" in fin.message
+    assert "no weights were kept" in fin.message  # epoch 1 (5 steps) had not ended
+    with RunReader(tmp_path / "run.h5") as r:
+        assert r.status == "diverged" and r.steps()["step"].max() == bad_step
+        assert np.all(np.isfinite(r.steps()["elbo"]))
+
+
 def test_a_huge_learning_rate_diverges_with_finite_weights(spec, tmp_path):
     gauss = ModelConfig(arch="mlp", data_shape=(1, SIZE, SIZE), latent_dim=3, hidden=(32,),
                         likelihood="gaussian")
