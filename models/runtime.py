@@ -15,6 +15,7 @@ Every file problem raises :class:`models.errors.ModelFileError` with one line na
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -122,7 +123,11 @@ def image_shape(output_shape: Sequence[int]) -> tuple[int, ...]:
     a flat (D,) becomes a square (s, s) when D = s*s and a strip (1, D) otherwise; anything else
     becomes (shape[0], prod(rest)).
     """
-    shape = tuple(int(s) for s in output_shape)
+    return _image_shape(tuple(int(s) for s in output_shape))
+
+
+@functools.lru_cache(maxsize=64)
+def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     if len(shape) == 1:
         s = math.isqrt(shape[0])
         return (s, s) if s * s == shape[0] else (1, shape[0])
@@ -142,12 +147,10 @@ def image_shape(output_shape: Sequence[int]) -> tuple[int, ...]:
 
 def to_images(x: np.ndarray, output_shape: Sequence[int]) -> np.ndarray:
     """[N, *output_shape] -> [N, *image_shape(output_shape)] (a view or a copy, same dtype)."""
-    shape = tuple(int(s) for s in output_shape)
-    target = image_shape(shape)
-    n = x.shape[0]
+    shape = tuple(output_shape)
     if len(shape) == 3 and shape[0] == 3:
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    return x.reshape(n, *target)
+    return x.reshape(x.shape[0], *_image_shape(shape))  # cached: this runs for every frame
 
 
 def _as_array(path: str, values: Any, dtype: Any, what: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from models.config import ModelConfig
 from models.errors import ModelFileError
 from models.onnx_export import export_decoder, export_encoder
-from models.runtime import META_PREFIX, OnnxDecoder, OnnxEncoder, image_shape, inspect_model
+from models.runtime import META_PREFIX, OnnxDecoder, OnnxEncoder, image_shape, inspect_model, to_images
 from models.vae import VAE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,6 +158,9 @@ def test_latents_beyond_float32_are_refused_without_a_numpy_warning(ours) -> Non
         with pytest.raises(ModelFileError, match=r"beyond the float32 input's range"):
             d.decode(z)
     np.testing.assert_array_equal(d.decode_raw([[3e38, 0, 0, 0, 0]]).shape, (1, 1, 28, 28))
+    # large values whose float32 sum would overflow are finite, and pass without a warning
+    big = np.full((1, 5), 3e38, np.float32)
+    np.testing.assert_array_equal(d.decode_uint8(big).shape, (1, 28, 28))
 
 
 def test_encoder_refuses_non_numeric_input_with_a_model_file_error(ours) -> None:
@@ -330,6 +333,11 @@ def test_image_layouts() -> None:
     assert image_shape((10,)) == (1, 10)
     assert image_shape((28, 28)) == (28, 28)
     assert image_shape((16, 16, 3)) == (16, 16, 3)
+    assert image_shape([np.int64(1), 28, 28]) == (28, 28)  # any sequence of integers
+    x = np.arange(2 * 784)
+    for shape in ((784,), [784], (np.int64(784),), (1, 28, 28), [28, 28]):
+        np.testing.assert_array_equal(to_images(x.reshape(2, *shape), shape), x.reshape(2, 28, 28))
+    assert to_images(np.zeros((2, 10)), (10,)).shape == (2, 1, 10)
 
 
 def test_rgb_images_are_channels_last(tmp_path) -> None:
