@@ -13,7 +13,9 @@ onnxruntime runs as ``OnnxDecoder`` does by default: batches of up to ``SMALL_BA
 thread, larger ones on ``--threads`` threads (default ``models.runtime.default_threads()``); it is
 also timed with one thread throughout. torch is timed with ``--threads`` threads and with one,
 and each ratio is taken against the *faster* torch setting, so it is not flattered by a poor
-torch configuration. Weights are random: latency does not depend on their values. Prints a
+torch configuration. The four paths take turns in blocks of calls (``BLOCKS``), so a change in
+the machine's speed during the run does not favour the one timed first. Weights are random:
+latency does not depend on their values. Prints a
 table, then one JSON line (the last line) with ``ort_vs_torch_batch1`` (best torch median /
 onnxruntime median, MLP, batch 1), ``ort_mlp_batch1_p99_ms`` and the other figures.
 
@@ -48,6 +50,11 @@ MODELS = {
     "conv": ModelConfig(arch="conv", hidden=(32, 64, 256)),
 }
 BATCHES = (1, 64)
+BLOCKS = 10  # the four timed paths take turns in this many blocks (see _time)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _torch_decode_uint8(vae: VAE, z: np.ndarray) -> np.ndarray:
@@ -57,16 +64,25 @@ def _torch_decode_uint8(vae: VAE, z: np.ndarray) -> np.ndarray:
     return img.numpy().reshape(len(z), *x.shape[2:])  # [N, 1, H, W] -> [N, H, W]
 
 
-def _time(fn, zs: list[np.ndarray], warmup: int) -> np.ndarray:
-    """Seconds per call, one call per latent array (a fresh array each call, as a drag makes)."""
-    for z in zs[:warmup]:
-        fn(z)
-    out = np.empty(len(zs) - warmup)
+def _time(fns: dict, zs: list[np.ndarray], warmup: int, blocks: int = BLOCKS) -> dict[str, np.ndarray]:
+    """Seconds per call for each named function, one call per latent array (a fresh array each
+    call, as a drag makes). The calls are split into ``blocks`` blocks and the functions take
+    turns block by block, each block after ``warmup`` untimed calls, so that a change in the
+    machine's speed during the run (a shared machine's neighbours) falls on all of them alike."""
     clock = time.perf_counter
-    for i, z in enumerate(zs[warmup:]):
-        t0 = clock()
-        fn(z)
-        out[i] = clock() - t0
+    chunks = np.array_split(np.arange(len(zs)), blocks)
+    out = {name: np.empty(len(zs)) for name in fns}
+    for chunk in chunks:
+        for name, (setup, fn) in fns.items():
+            setup()
+            for i in chunk[:warmup]:
+                fn(zs[i])
+            times = out[name]
+            for i in chunk:
+                z = zs[i]
+                t0 = clock()
+                fn(z)
+                times[i] = clock() - t0
     return out
 
 
@@ -93,18 +109,26 @@ def main() -> None:
             dec1 = OnnxDecoder(path, threads=1)
             for batch in BATCHES:
                 iters = args.iters if batch == 1 else max(100, args.iters // 10)
-                warmup = max(20, iters // 20)
+                warmup = max(5, iters // (20 * BLOCKS))  # untimed calls before each block
                 zs = [rng.standard_normal((batch, cfg.latent_dim)).astype(np.float32)
-                      for _ in range(iters + warmup)]
+                      for _ in range(iters)]
                 # identical pictures from both paths (up to one grey level of rounding)
                 diff = np.abs(dec.decode_uint8(zs[0]).astype(int) - _torch_decode_uint8(vae, zs[0])).max()
                 assert diff <= 1, f"onnxruntime and torch disagree by {diff} grey levels"
-                ort_t = _time(dec.decode_uint8, zs, warmup)
-                ort1_t = _time(dec1.decode_uint8, zs, warmup)
-                torch.set_num_threads(threads)
-                torch_t = _time(lambda z: _torch_decode_uint8(vae, z), zs, warmup)
-                torch.set_num_threads(1)
-                torch1_t = _time(lambda z: _torch_decode_uint8(vae, z), zs, warmup)
+                def torch_fn(z: np.ndarray, vae: VAE = vae) -> np.ndarray:
+                    return _torch_decode_uint8(vae, z)
+
+                t = _time(
+                    {
+                        "ort": (_nothing, dec.decode_uint8),
+                        "ort1": (_nothing, dec1.decode_uint8),
+                        "torch": (lambda: torch.set_num_threads(threads), torch_fn),
+                        "torch1": (lambda: torch.set_num_threads(1), torch_fn),
+                    },
+                    zs,
+                    warmup,
+                )
+                ort_t, ort1_t, torch_t, torch1_t = t["ort"], t["ort1"], t["torch"], t["torch1"]
                 best_torch = min(np.median(torch_t), np.median(torch1_t))
                 key = f"{name}_batch{batch}"
                 results[key] = {
