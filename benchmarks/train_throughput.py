@@ -17,7 +17,9 @@ times 2 per sample: forward, and backward for activations and weights) by this m
 Each round trains one epoch over the first (``--steps`` + 10) x 128 training images (default
 300 timed steps; ``--steps 0`` takes all 60,000), the same rows on both sides. The sides run
 alternately for ``--rounds`` rounds (default 5) and each keeps its best round, so a busy spell
-on a shared machine does not decide the ratio.
+on a shared machine does not decide the ratio ("ratio" is best over best). The median of the
+rounds' own ratios (each round's two sides ran back to back) is printed too, as
+"paired_ratio_median": when the two disagree, the machine's speed changed during the run.
 
 Usage: ``python benchmarks/train_throughput.py [--rounds 5] [--steps 300] [--device cpu|cuda]
 [--threads N]``.
@@ -198,14 +200,17 @@ def main() -> None:
           f"steps of {BATCH}), {args.rounds} alternating rounds per side")
 
     ref = ours = ours_wall = 0.0
+    paired: list[float] = []  # each round's ours / reference, the two run back to back
     for r in range(args.rounds):  # alternate, so a busy spell on the machine hits both sides
         ref_r = run_reference(x_ref, device)
         ours_r, wall_r = run_ours(data, train_idx, val_x, device)
         print(f"round {r + 1}: reference {ref_r:,.0f} samples/s, ours {ours_r:,.0f} samples/s "
               f"({wall_r:,.0f} over the whole run, validation included)", flush=True)
         ref, ours, ours_wall = max(ref, ref_r), max(ours, ours_r), max(ours_wall, wall_r)
+        paired.append(ours_r / ref_r)
     print(f"best of {args.rounds}: reference (pytorch/examples vae recipe) {ref:,.0f} samples/s; "
-          f"ours (Trainer, logged intervals) {ours:,.0f} samples/s")
+          f"ours (Trainer, logged intervals) {ours:,.0f} samples/s; ratio {ours / ref:.3f} "
+          f"(per round: {', '.join(f'{p:.2f}' for p in paired)}; median {np.median(paired):.3f})")
     peak = matmul_peak(device)
     fps = flops_per_sample()
     frac = ours * fps / peak
@@ -216,6 +221,7 @@ def main() -> None:
         "ours_samples_per_s": round(ours, 1),
         "reference_samples_per_s": round(ref, 1),
         "ratio": round(ours / ref, 3),
+        "paired_ratio_median": round(float(np.median(paired)), 3),
         "fraction_of_matmul_peak": round(frac, 4),
         "device": name,
         "matmul_peak_gflops": round(peak / 1e9, 1),
