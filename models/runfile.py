@@ -2,7 +2,9 @@
 
 The writer creates every group and dataset up front, then switches the file to SWMR
 (single-writer/multiple-reader) mode, in which HDF5 allows no new objects or attributes: rows are
-appended to resizable datasets, the status, message and weights are overwritten in place. A reader
+appended to resizable datasets, the status, message and weights are overwritten in place (the
+weights through a staging copy, so that a run killed while saving them still holds one whole
+set: see :meth:`RunWriter.save_weights`). A reader
 (another process, or another handle in this one) opens the file with ``swmr=True`` and calls
 :meth:`RunReader.refresh` to see new rows. Because every flush leaves the file consistent, a run
 killed with SIGKILL leaves a readable file holding every flushed epoch.
@@ -193,10 +195,14 @@ class RunWriter:
             f.create_dataset("created", data=self._start, dtype="f8")
             f.create_dataset("updated", data=self._start, dtype="f8")
             f.create_dataset("weights_step", data=-1, dtype="i8")
+            f.create_dataset("staged_weights_step", data=-1, dtype="i8")
+            f.create_dataset("weights_staged", data=0, dtype="i1")
             w = f.create_group("weights")
+            staged = f.create_group("staged_weights")
             for name, tensor in model.state_dict().items():
                 arr = tensor.detach().cpu().numpy()
                 w.create_dataset(name, data=np.zeros(arr.shape, dtype=arr.dtype))
+                staged.create_dataset(name, data=np.zeros(arr.shape, dtype=arr.dtype))
             steps = f.create_group("steps")
             for name, dtype in STEP_COLUMNS.items():
                 steps.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
@@ -289,18 +295,37 @@ class RunWriter:
         self._pending_steps = []
 
     def save_weights(self, model: VAE, step: int | None = None) -> None:
-        """Overwrite the stored weights with ``model``'s (call with the last good weights)."""
-        w = self.file["weights"]
-        state = model.state_dict()
-        if set(state) != set(w.keys()):
+        """Overwrite the stored weights with ``model``'s (call with the last good weights), from
+        optimiser step ``step`` (None: keep the recorded step).
+
+        Nothing is written unless every value is finite. The weights go first to
+        ``staged_weights``, which is flushed and then marked whole (``weights_staged`` = 1,
+        flushed); then they are copied over ``weights``, flushed, and the mark cleared. Whenever
+        the writer dies, one of the two groups holds a whole set, and the mark says which:
+        :meth:`RunReader.weights` follows it.
+        """
+        f = self.file
+        state = {name: t.detach().cpu().numpy() for name, t in model.state_dict().items()}
+        if set(state) != set(f["weights"].keys()):
             raise RunFileError(f"{self.path}: the model's parameters do not match the run file's")
-        for name, tensor in state.items():
-            arr = tensor.detach().cpu().numpy()
+        for name, arr in state.items():
             if not np.all(np.isfinite(arr)):
                 raise RunFileError(f"{self.path}: refusing to save non-finite weights ({name})")
-            w[name][...] = arr
-        if step is not None:
-            self.file["weights_step"][()] = int(step)
+        step = int(f["weights_step"][()]) if step is None else int(step)
+        self._write_weights("staged_weights", state)
+        f["staged_weights_step"][()] = step
+        self._file.flush()
+        f["weights_staged"][()] = 1
+        self._file.flush()
+        self._write_weights("weights", state)
+        f["weights_step"][()] = step
+        self._file.flush()
+        f["weights_staged"][()] = 0  # reaches the file with the next flush; both copies agree
+
+    def _write_weights(self, group: str, state: Mapping[str, np.ndarray]) -> None:
+        g = self.file[group]
+        for name, arr in state.items():
+            g[name][...] = arr
 
     def set_status(self, status: str, message: str = "") -> None:
         """Set the run's status (running, finished, stopped, diverged, error) and message; flushes."""
@@ -353,6 +378,9 @@ class RunReader:
     weights_step : int      the step the stored weights come from (-1: none saved yet)
     updated : float         Unix time of the writer's last flush
     """
+
+    #: Attempts at reading a whole set of weights while the writer saves a new one.
+    WEIGHT_READ_ATTEMPTS = 5
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
@@ -446,14 +474,14 @@ class RunReader:
         """Re-read the growing datasets and the status; True if new step or epoch rows arrived."""
         f = self._file
         try:
-            for name in ("status", "message", "updated", "weights_step"):
+            for name in ("status", "message", "updated"):
                 ds = f[name]
                 if f.swmr_mode:
                     ds.refresh()
             self.status = _text(f["status"][()]).strip("\x00")
             self.message = _text(f["message"][()]).strip("\x00")
             self.updated = float(f["updated"][()])
-            self.weights_step = int(f["weights_step"][()])
+            self.weights_step = self._weights_source()[1]
             lengths = {}
             for group in ("steps", "epochs"):
                 n = None
@@ -505,10 +533,32 @@ class RunReader:
         [n, d], verdict (strings); rows from ``start`` on."""
         return self._columns("epochs", start)
 
+    def _weights_source(self) -> tuple[str, int]:
+        """(group, step) of the whole set of weights: ``staged_weights`` while the writer copies
+        a new set over ``weights`` (or died doing so), ``weights`` otherwise and in files written
+        before the staging copy existed."""
+        f = self._file
+        names = ["weights_step"]
+        if "weights_staged" in f:
+            names += ["weights_staged", "staged_weights_step"]
+        if f.swmr_mode:
+            for name in names:
+                f[name].refresh()
+        if "weights_staged" in f and int(f["weights_staged"][()]) == 1:
+            return "staged_weights", int(f["staged_weights_step"][()])
+        return "weights", int(f["weights_step"][()])
+
     def weights(self) -> dict[str, np.ndarray]:
-        """The stored weights, keyed by state_dict names."""
+        """The stored weights, keyed by state_dict names: one whole set, from the step
+        :attr:`weights_step` names (read again if the writer began saving new ones meanwhile)."""
         try:
-            return {name: ds[()] for name, ds in self._file["weights"].items()}
+            for _ in range(self.WEIGHT_READ_ATTEMPTS):
+                source = self._weights_source()
+                out = {name: ds[()] for name, ds in self._file[source[0]].items()}
+                if self._weights_source() == source:
+                    break
+            self.weights_step = source[1]
+            return out
         except (OSError, KeyError, RuntimeError, ValueError) as exc:
             raise RunFileError(f"{self.path}: damaged or truncated run file ({_reason(exc)})") from None
 

@@ -228,20 +228,96 @@ def test_writer_refuses_a_missing_folder_and_non_finite_weights(tmp_path):
     path = tmp_path / "run.h5"
     w = _writer(path)
     cfg, model = _model()
+    w.save_weights(model, step=3)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():  # every parameter changed, the last one (in state_dict order) NaN
+        for p in model.parameters():
+            p.add_(1.0)
+        model.decoder.net[-1].bias[0] = float("nan")
+    with pytest.raises(RunFileError, match=r"non-finite weights \(decoder\.net\.2\.bias\)"):
+        w.save_weights(model, step=6)
+    w.close()
+    with RunReader(path) as r:  # nothing of the refused set was written
+        assert r.weights_step == 3
+        for name, arr in r.weights().items():
+            np.testing.assert_array_equal(arr, good[name].numpy())
+
+
+class _Crash(Exception):
+    """Stands for the writer's process dying."""
+
+
+def _die_while_writing(w: RunWriter, group: str, monkeypatch) -> None:
+    """Make ``w`` die after writing half of the arrays of ``group`` during its next save."""
+    write = RunWriter._write_weights
+
+    def dying(self, name, state):
+        if name != group:
+            return write(self, name, state)
+        items = list(state.items())
+        write(self, name, dict(items[: len(items) // 2]))
+        raise _Crash
+
+    monkeypatch.setattr(RunWriter, "_write_weights", dying)
+
+
+@pytest.mark.parametrize(("dies_in", "kept_step"), [("staged_weights", 10), ("weights", 20)])
+def test_a_writer_dying_while_saving_weights_leaves_one_whole_set(tmp_path, monkeypatch, dies_in, kept_step):
+    """The weights of step 10 are saved, then those of step 20 are being saved when the writer
+    dies, half-way through its staging copy or half-way through ``weights``. Closing the HDF5
+    file then (rather than a kill) puts even the half-written arrays in the file; the reader
+    still gets one whole set: step 10's, or step 20's from the staging copy."""
+    path = tmp_path / "run.h5"
+    cfg, model = _model(seed=1)
+    w = RunWriter(path, cfg, model, {"name": "toy", "n": 40}, np.arange(30, 40))
+    w.save_weights(model, step=10)
+    sets = {10: {k: v.numpy().copy() for k, v in model.state_dict().items()}}
     with torch.no_grad():
-        model.encoder.body[0].weight[0, 0] = float("nan")
-    with pytest.raises(RunFileError, match="non-finite"):
-        w.save_weights(model)
-    w.close()
+        for p in model.parameters():
+            p.mul_(-2.0).add_(0.5)
+    sets[20] = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    _die_while_writing(w, dies_in, monkeypatch)
+    with pytest.raises(_Crash):
+        w.save_weights(model, step=20)
+    w._file.close()  # the process is gone: no status, no clean close
+    w._file = None
+    with RunReader(path) as r:
+        assert r.weights_step == kept_step
+        got = r.weights()
+        assert set(got) == set(sets[kept_step])
+        for name, arr in got.items():
+            np.testing.assert_array_equal(arr, sets[kept_step][name])
+        loaded = r.load_model().state_dict()
+        np.testing.assert_array_equal(loaded["decoder.net.2.bias"].numpy(), sets[kept_step]["decoder.net.2.bias"])
+    with h5py.File(path, "r") as f:  # the failure really was half-way: the group is torn
+        torn = f[dies_in]
+        halves = [np.array_equal(torn[k][()], sets[20][k]) for k in sets[20]]
+        assert any(halves) and not all(halves)
 
 
-def _finished_run(path) -> None:
-    w = _writer(path)
-    w.log_step(_step(1))
-    w.log_epoch(_epoch(1))
-    w.save_weights(_model()[1], step=10)
-    w.set_status("finished")
-    w.close()
+def test_a_run_file_from_before_the_staging_copy_reads_its_weights(tmp_path):
+    path = tmp_path / "run.h5"
+    _finished_run(path)
+    with h5py.File(path, "r+") as f:
+        for name in ("staged_weights", "staged_weights_step", "weights_staged"):
+            del f[name]
+    with RunReader(path) as r:
+        assert r.weights_step == 3 and r.load_model() is not None
+
+
+def test_a_reader_reads_the_weights_again_if_a_save_began_meanwhile(tmp_path, monkeypatch):
+    """The mark changes while ``weights`` is read (the writer started copying a new set over it):
+    the reader reads again, from the staging copy the mark now names."""
+    path = tmp_path / "run.h5"
+    _finished_run(path)
+    with h5py.File(path, "r+") as f:
+        for ds in f["staged_weights"].values():
+            ds[...] = 7.0
+    with RunReader(path) as r:
+        answers = iter([("weights", 3), ("staged_weights", 9), ("staged_weights", 9), ("staged_weights", 9)])
+        monkeypatch.setattr(r, "_weights_source", lambda: next(answers))
+        got = r.weights()
+        assert r.weights_step == 9 and all(np.all(arr == 7.0) for arr in got.values())
 
 
 def _one_line_error(path) -> str:
