@@ -21,8 +21,12 @@ on a shared machine does not decide the ratio ("ratio" is best over best). The m
 rounds' own ratios (each round's two sides ran back to back) is printed too, as
 "paired_ratio_median": when the two disagree, the machine's speed changed during the run.
 
+``--binarize threshold`` trains ours on images binarised once (pixel > 0.5) instead of drawing
+fresh bits every step: like the reference, which fits the grey levels and draws nothing, it then
+does no per-step sampling, so the ratio measures the trainer's own overhead alone.
+
 Usage: ``python benchmarks/train_throughput.py [--rounds 5] [--steps 300] [--device cpu|cuda]
-[--threads N]``.
+[--threads N] [--binarize dynamic|threshold]``.
 The last line printed is JSON:
 ``{"ours_samples_per_s", "reference_samples_per_s", "ratio", "fraction_of_matmul_peak", ...}``.
 """
@@ -120,7 +124,7 @@ def run_reference(x: torch.Tensor, device: torch.device) -> float:
     return samples / (time.perf_counter() - t0)
 
 
-def run_ours(train, train_idx, val_x, device: torch.device) -> tuple[float, float]:
+def run_ours(train, train_idx, val_x, device: torch.device, binarize: str = "dynamic") -> tuple[float, float]:
     """(samples/s from the trainer's own logged intervals after the first WARMUP_STEPS steps,
     wall-clock samples/s of the whole run() including the epoch's validation).
 
@@ -129,7 +133,7 @@ def run_ours(train, train_idx, val_x, device: torch.device) -> tuple[float, floa
         model=ModelConfig(arch="mlp", data_shape=(1, 28, 28), hidden=(400,), latent_dim=20),
         objective=ObjectiveConfig(),
         train=TrainConfig(data="mnist", epochs=1, batch_size=BATCH, lr=1e-3, seed=1,
-                          log_every=WARMUP_STEPS),
+                          log_every=WARMUP_STEPS, binarize=binarize),
     )
     events: list[StepEvent] = []
     trainer = Trainer(
@@ -180,6 +184,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds; best is kept")
     parser.add_argument("--device", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--binarize", choices=("dynamic", "threshold"), default="dynamic",
+                        help="our trainer's binarisation (default dynamic, the trainer's default; "
+                        "the reference fits the grey levels and draws nothing)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -203,7 +210,7 @@ def main() -> None:
     paired: list[float] = []  # each round's ours / reference, the two run back to back
     for r in range(args.rounds):  # alternate, so a busy spell on the machine hits both sides
         ref_r = run_reference(x_ref, device)
-        ours_r, wall_r = run_ours(data, train_idx, val_x, device)
+        ours_r, wall_r = run_ours(data, train_idx, val_x, device, args.binarize)
         print(f"round {r + 1}: reference {ref_r:,.0f} samples/s, ours {ours_r:,.0f} samples/s "
               f"({wall_r:,.0f} over the whole run, validation included)", flush=True)
         ref, ours, ours_wall = max(ref, ref_r), max(ours, ours_r), max(ours_wall, wall_r)
@@ -223,6 +230,7 @@ def main() -> None:
         "ratio": round(ours / ref, 3),
         "paired_ratio_median": round(float(np.median(paired)), 3),
         "fraction_of_matmul_peak": round(frac, 4),
+        "binarize": args.binarize,
         "device": name,
         "matmul_peak_gflops": round(peak / 1e9, 1),
         "flops_per_sample": fps,
