@@ -314,12 +314,12 @@ class RunWriter:
         step = int(f["weights_step"][()]) if step is None else int(step)
         self._write_weights("staged_weights", state)
         f["staged_weights_step"][()] = step
-        self._file.flush()
+        f.flush()
         f["weights_staged"][()] = 1
-        self._file.flush()
+        f.flush()
         self._write_weights("weights", state)
         f["weights_step"][()] = step
-        self._file.flush()
+        f.flush()
         f["weights_staged"][()] = 0  # reaches the file with the next flush; both copies agree
 
     def _write_weights(self, group: str, state: Mapping[str, np.ndarray]) -> None:

@@ -412,11 +412,11 @@ class Trainer:
             # a pixel, compared in numpy (half the time of torch's generator and its threaded
             # element-wise ops at this size). On CUDA: P(r < k) = k/255 with r uniform on
             # {0, ..., 254}, integer draws being several times faster than floats.
-            if kind == "bytes" and xb.device.type == "cpu":
-                # bool -> float32 is ~4x slower in torch than uint8 -> float32: go through uint8
-                x = bernoulli_bytes(xb.numpy(), self._bits).view(np.uint8)
-                return torch.from_numpy(x).float()
             if kind == "bytes":
+                if xb.device.type == "cpu":
+                    # bool -> float32 is ~4x slower in torch than uint8 -> float32: via uint8
+                    x = bernoulli_bytes(xb.numpy(), self._bits).view(np.uint8)
+                    return torch.from_numpy(x).float()
                 r = torch.randint(0, 255, xb.shape, generator=self._gen, dtype=torch.uint8, device=xb.device)
                 return (r < xb).float()
             return (torch.rand(xb.shape, generator=self._gen, device=xb.device) < xb).float()
