@@ -1,4 +1,4 @@
-"""Decode latency: onnxruntime (models.runtime.OnnxDecoder) against torch eager, same machine.
+"""Decode latency: onnxruntime (models.io.onnx_runtime.OnnxDecoder) against torch eager, same machine.
 
 For the default MLP decoder (``ModelConfig()``) and a conv decoder
 (``ModelConfig(arch="conv", hidden=(32, 64, 256))``), at batch 1 (a dragged point) and batch 64
@@ -10,7 +10,7 @@ uint8 image [N, 28, 28], conversion included on both sides:
   ``clamp(0, 1) * 255 + 0.5`` -> uint8 -> numpy, the same conversion.
 
 onnxruntime runs as ``OnnxDecoder`` does by default: batches of up to ``SMALL_BATCH`` on one
-thread, larger ones on ``--threads`` threads (default ``models.runtime.default_threads()``); it is
+thread, larger ones on ``--threads`` threads (default ``models.io.onnx_runtime.default_threads()``); it is
 also timed with one thread throughout. torch is timed with ``--threads`` threads and with one,
 and each ratio is taken against the *faster* torch setting, so it is not flattered by a poor
 torch configuration. The four paths take turns in blocks of calls (``BLOCKS``), so a change in
@@ -41,9 +41,9 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 from models.config import ModelConfig  # noqa: E402
-from models.onnx_export import export_decoder  # noqa: E402
-from models.runtime import SMALL_BATCH, OnnxDecoder, default_threads  # noqa: E402
-from models.vae import VAE  # noqa: E402
+from models.io.onnx_export import export_decoder  # noqa: E402
+from models.io.onnx_runtime import SMALL_BATCH, OnnxDecoder, default_threads  # noqa: E402
+from models.nn.vae import VAE  # noqa: E402
 
 MODELS = {
     "mlp": ModelConfig(),

@@ -2,7 +2,7 @@
 
 For the default MLP decoder (``ModelConfig()``) and the default conv decoder
 (``ModelConfig(arch="conv", hidden=(32, 64, 256))``), untrained (decoding cost does not depend on
-the weights' values), exported with ``models.onnx_export`` and run by ``models.runtime.OnnxDecoder``:
+the weights' values), exported with ``models.io.onnx_export`` and run by ``models.io.onnx_runtime.OnnxDecoder``:
 
 1. The explorer (``LatentExplorerWidget``, 1400 x 850) shows 70,000 points (posterior means
    drawn from N(0, I), ten labels: the size of MNIST) and two anchors.
@@ -45,8 +45,8 @@ def export(arch: str, folder: str) -> str:
     import torch
 
     from models.config import ModelConfig
-    from models.onnx_export import export_decoder
-    from models.vae import VAE
+    from models.io.onnx_export import export_decoder
+    from models.nn.vae import VAE
 
     torch.manual_seed(0)
     cfg = ModelConfig() if arch == "mlp" else ModelConfig(arch="conv", hidden=(32, 64, 256))
@@ -92,7 +92,7 @@ def measure_drag(arch: str, path: str, args) -> dict:
 
     from explorer.latent.model import LatentSpace
     from explorer.latent.widget import LatentExplorerWidget
-    from models.runtime import OnnxDecoder
+    from models.io.onnx_runtime import OnnxDecoder
 
     app = QApplication.instance()
     decoder = OnnxDecoder(path)

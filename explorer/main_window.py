@@ -84,7 +84,7 @@ def classify_file(path: str) -> str:
     """
     import h5py
 
-    from models.runfile import FORMAT_NAME
+    from models.io.runfile import FORMAT_NAME
 
     try:
         if not os.path.isfile(path) or not h5py.is_hdf5(path):

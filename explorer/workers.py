@@ -224,7 +224,7 @@ class RunWatcher(QObject):
     def __init__(self, path: str, session: RunSession, interval_ms: int = 500,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
-        from models.runfile import RunReader
+        from models.io.runfile import RunReader
 
         self.path = path
         self.session = session
@@ -381,7 +381,7 @@ def export_run_decoder(run_path: str, out_path: str, encoder_path: str | None = 
     exporter (``torch.export``) changes torch's global operator tables while it traces, which
     deadlocked against a run training in another thread of the app. In its own process it
     cannot. The export is verified against torch and written atomically by
-    ``models.onnx_export``; returns its one-line summary, or raises ``ExportError`` with the
+    ``models.io.onnx_export``; returns its one-line summary, or raises ``ExportError`` with the
     command's one-line error.
     """
     from models.errors import ExportError
@@ -427,9 +427,9 @@ def diagnose_run(run_path: str, iw_samples: int = 100, max_samples: int = 2000,
 
     import torch
 
-    from models.commands.diagnose import _diagnosis_data
+    from models.cli.diagnose import _diagnosis_data
     from models.diagnostics import diagnose
-    from models.runfile import RunReader
+    from models.io.runfile import RunReader
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     args = argparse.Namespace(run_file=run_path, data=None, seed=seed,

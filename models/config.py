@@ -21,11 +21,11 @@ Binarize = Literal["dynamic", "threshold"]
 CONV_SIZES = (28, 32, 64)
 #: Seeds are whole numbers 0 <= S < SEED_LIMIT (torch's manual_seed takes a signed 64-bit int).
 SEED_LIMIT = 2**63
-#: The smallest fixed obs_std: the Gaussian likelihood's log-std is floored at -7 (models.vae).
+#: The smallest fixed obs_std: the Gaussian likelihood's log-std is floored at -7 (models.nn.vae).
 MIN_OBS_STD = math.exp(-7.0)
 
 
-from .errors import ConfigError  # noqa: E402  (re-exported: models.config.ConfigError)
+from models.errors import ConfigError  # noqa: E402  (re-exported: models.config.ConfigError)
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:

@@ -29,10 +29,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from .config import ModelConfig, ObjectiveConfig, check_seed
-from .errors import DataError, TrainingError
-from .objectives import log_normal, log_standard_normal
-from .vae import VAE
+from models.config import ModelConfig, ObjectiveConfig, check_seed
+from models.errors import DataError, TrainingError
+from models.nn.objectives import log_normal, log_standard_normal
+from models.nn.vae import VAE
 
 #: A dimension is active when the variance of its posterior mean over the data exceeds this
 #: (Burda et al. 2016, "Importance weighted autoencoders", section 5.2).
@@ -48,7 +48,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 def kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """Mean over the data of KL(N(mu_i, exp(logvar_i)) || N(0, 1)) per dimension: [d], nats.
 
-    The same closed form as ``models.objectives.kl_per_dim``, in float64 numpy.
+    The same closed form as ``models.nn.objectives.kl_per_dim``, in float64 numpy.
     """
     mu = np.asarray(mu, dtype=np.float64)
     logvar = np.asarray(logvar, dtype=np.float64)

@@ -28,7 +28,7 @@ def _module_names() -> list[str]:
 
 def test_models_modules_exist() -> None:
     names = _module_names()
-    assert "models.vae" in names and "models.objectives" in names and "models.cli" in names
+    assert "models.nn.vae" in names and "models.nn.objectives" in names and "models.cli" in names
 
 
 def test_models_import_without_qt() -> None:

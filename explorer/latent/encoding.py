@@ -134,7 +134,7 @@ def load_run_for_exploring(
 
     from explorer.workers import export_run_decoder
     from models.data import load_dataset
-    from models.runfile import RunReader, data_spec
+    from models.io.runfile import RunReader, data_spec
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with RunReader(run_path) as reader:
@@ -226,7 +226,7 @@ class RunLoadWorker(QObject):
 
 
 class EncodeWorker(QObject):
-    """Encodes rows with any :class:`Encoder` (e.g. ``models.runtime.OnnxEncoder``) in a thread.
+    """Encodes rows with any :class:`Encoder` (e.g. ``models.io.onnx_runtime.OnnxEncoder``) in a thread.
 
     Signals: ``progress(int, int)``, ``encoded(object)`` ((means, logvar)), ``failed(str)``,
     ``cancelled()``, ``done()``.

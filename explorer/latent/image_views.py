@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage
 
-from models import latent_math as lm
+from models.latent import geometry as lm
 from models.errors import ExportError
 
 from .model import LatentSpace
@@ -273,7 +273,7 @@ class SampleView(ImagePlot):
 
     def _as_image(self, row: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """A data row in the decoder's display layout and range, as uint8."""
-        from models.runtime import to_images
+        from models.io.onnx_runtime import to_images
 
         lo, hi = getattr(self.space.decoder, "display_range", (0.0, 1.0))
         x = (np.asarray(row, dtype=np.float32).reshape(1, *self.space.output_shape) - lo) / (hi - lo)

@@ -3,7 +3,7 @@
 :class:`LatentSpace` holds everything the explorer's views show and nothing they draw. Views
 take it in ``__init__``, read its state and connect to its signals; user actions call its
 methods. The maths (interpolation, projections, traversal grids) is in
-:mod:`models.latent_math`, which needs neither torch nor Qt.
+:mod:`models.latent.geometry`, which needs neither torch nor Qt.
 
 Anchors are full latent vectors. The map shows two coordinates of them (a pair of dimensions or
 the first two principal components); moving an anchor on the map changes only those, and every
@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, Sequence
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from models import latent_math as lm
+from models.latent import geometry as lm
 
 Mode = Literal["linear", "spherical"]
 
@@ -29,7 +29,7 @@ MAX_TRAVERSAL_ROWS = 32
 
 
 class Decoder(Protocol):
-    """What the explorer needs of a decoder (``models.runtime.OnnxDecoder`` in the app)."""
+    """What the explorer needs of a decoder (``models.io.onnx_runtime.OnnxDecoder`` in the app)."""
 
     latent_dim: int
     output_shape: tuple[int, ...]

@@ -4,7 +4,7 @@ A :class:`LatentExplorerPanel` shows a :class:`~explorer.latent.widget.LatentExp
 the decoder it has, and gets that decoder in one of two ways:
 
 - **Decoder only**: :meth:`open_decoder` opens a shared ``.onnx`` decoder with
-  ``models.runtime.OnnxDecoder`` (ours with metadata, or any float [N, d] decoder). The map shows
+  ``models.io.onnx_runtime.OnnxDecoder`` (ours with metadata, or any float [N, d] decoder). The map shows
   draws from the prior. Nothing on this path imports torch.
 - **A run**: :meth:`load_run` (called for the app's current run once it has finished and the
   explorer is on screen, or by *Load from run*) exports the run's decoder to a temporary ONNX
@@ -136,7 +136,7 @@ class LatentExplorerPanel(QWidget):
     # ------------------------------------------------------------------ decoders
     def open_decoder(self, path: str) -> bool:
         """Open a shared ONNX decoder (torch-free) and explore the prior. False on a bad file."""
-        from models.runtime import OnnxDecoder
+        from models.io.onnx_runtime import OnnxDecoder
 
         try:
             decoder = OnnxDecoder(path)
@@ -284,7 +284,7 @@ class LatentExplorerPanel(QWidget):
         return self._worker is not None and self.sender() is self._worker
 
     def _on_decoder_ready(self, path: str) -> None:
-        from models.runtime import OnnxDecoder
+        from models.io.onnx_runtime import OnnxDecoder
 
         if not self._current():
             return

@@ -18,7 +18,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 
-from models import latent_math as lm
+from models.latent import geometry as lm
 from models.errors import LatentExplorerError
 
 from .model import LatentSpace

@@ -1,6 +1,6 @@
 """Real ONNX decoders for the latent explorer's tests.
 
-- :func:`export_vae_decoder`: a small VAE's decoder exported by ``models.onnx_export`` (our
+- :func:`export_vae_decoder`: a small VAE's decoder exported by ``models.io.onnx_export`` (our
   format, with metadata). ``dead_dims`` zero the decoder's weights from those latent
   dimensions, so they change nothing: collapsed dimensions by construction.
 - :func:`third_party_decoder`: an ONNX graph built with ``onnx.helper`` as someone else might
@@ -20,8 +20,8 @@ def export_vae_decoder(path, *, latent_dim=4, hidden=(32,), dead_dims=(), seed=0
     import torch
 
     from models.config import ModelConfig
-    from models.onnx_export import export_decoder
-    from models.vae import VAE
+    from models.io.onnx_export import export_decoder
+    from models.nn.vae import VAE
 
     torch.manual_seed(seed)
     cfg = ModelConfig(arch=arch, latent_dim=latent_dim, hidden=tuple(hidden))

@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QImage
 
-from models.runfile import RunReader
+from models.io.runfile import RunReader
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -198,7 +198,7 @@ def test_open_a_data_set_lists_its_arrays_and_trains_on_it(window, tiny_h5, qtbo
 
 
 def test_export_the_decoder_to_onnx(window, finished_run, tmp_path, qtbot, errors):
-    from models.runtime import OnnxDecoder
+    from models.io.onnx_runtime import OnnxDecoder
 
     window.open_path(finished_run)
     out = str(tmp_path / "decoder.onnx")

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from models.runfile import RunReader
+from models.io.runfile import RunReader
 
 
 def _long(config, epochs: int = 400):

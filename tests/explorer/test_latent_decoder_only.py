@@ -4,7 +4,7 @@ The explorer runs in a subprocess where ``import torch`` fails (a ``torch`` pack
 PYTHONPATH that raises ImportError), opens the decoder through the panel, drags an anchor with
 QTest mouse events, adds one, reads the strip and the traversal, saves PNGs, and checks that
 torch never got imported. The decoders are real ONNX files: one exported by
-``models.onnx_export`` (with metadata) and one built with ``onnx.helper`` (no metadata).
+``models.io.onnx_export`` (with metadata) and one built with ``onnx.helper`` (no metadata).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def small_vae():
     import torch
 
     from models.config import ModelConfig
-    from models.vae import VAE
+    from models.nn.vae import VAE
 
     torch.manual_seed(0)
     return VAE(ModelConfig(data_shape=(1, 8, 8), latent_dim=3, hidden=(16,))).eval()
@@ -103,8 +103,8 @@ def torch_encode(vae, x):
 
 
 def test_encode_rows_through_an_onnx_encoder_matches_torch(tmp_path, small_vae):
-    from models.onnx_export import export_encoder
-    from models.runtime import OnnxEncoder
+    from models.io.onnx_export import export_encoder
+    from models.io.onnx_runtime import OnnxEncoder
 
     path = tmp_path / "enc.onnx"
     export_encoder(small_vae, path, {})
@@ -128,7 +128,7 @@ def test_encode_rows_stops_between_batches(small_vae):
 
 
 def test_model_ready_binarises_as_the_trainer_and_diagnose_do():
-    from models.commands.diagnose import _model_ready
+    from models.cli.diagnose import _model_ready
     from models.config import ModelConfig, RunConfig, TrainConfig
 
     x = np.random.default_rng(1).random((50, 1, 8, 8)).astype(np.float32)
@@ -150,14 +150,14 @@ def test_load_run_exports_the_decoder_and_encodes_the_validation_rows(
 ):
     import h5py
 
-    from models.runfile import RunReader
-    from models.runtime import OnnxDecoder
+    from models.io.runfile import RunReader
+    from models.io.onnx_runtime import OnnxDecoder
 
     dec_path = str(tmp_path / "dec.onnx")
     written = []
     # The export runs in a child process, never here: tracing beside a training thread of the
     # app deadlocked torch. An in-process export would hit this.
-    monkeypatch.setattr("models.onnx_export.export_decoder", _no_in_process_export)
+    monkeypatch.setattr("models.io.onnx_export.export_decoder", _no_in_process_export)
     enc = load_run_for_exploring(labelled_run, dec_path, on_decoder=written.append)
     assert written == [dec_path] and os.path.exists(dec_path)
     with RunReader(labelled_run) as reader:
@@ -215,7 +215,7 @@ def test_encode_worker_can_be_cancelled(qtbot, small_vae):
 # --------------------------------------------------------------------------- the panel
 def make_session(path, status):
     from explorer.session import RunSession, RunsModel
-    from models.runfile import RunReader
+    from models.io.runfile import RunReader
 
     runs = RunsModel()
     with RunReader(path) as reader:

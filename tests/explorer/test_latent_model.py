@@ -7,8 +7,8 @@ import pytest
 from latent_helpers import export_vae_decoder
 
 from explorer.latent.model import LatentSpace
-from models import latent_math as lm
-from models.runtime import OnnxDecoder
+from models.latent import geometry as lm
+from models.io.onnx_runtime import OnnxDecoder
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from PySide6.QtTest import QTest
 
 from explorer.latent.model import LatentSpace
 from explorer.latent.widget import LatentExplorerWidget
-from models import latent_math as lm
-from models.runtime import OnnxDecoder
+from models.latent import geometry as lm
+from models.io.onnx_runtime import OnnxDecoder
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from models.config import ModelConfig
-from models.vae import VAE
+from models.nn.vae import VAE
 
 D, K_LAT, SIGMA = 6, 2, 0.5
 

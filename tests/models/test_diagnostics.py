@@ -15,8 +15,8 @@ from torch.distributions import Normal, kl_divergence
 from models import diagnostics as dg
 from models.config import ModelConfig, ObjectiveConfig
 from models.errors import DataError, TrainingError
-from models.objectives import elbo_terms, iwae_bound, kl_weight, training_loss
-from models.vae import VAE
+from models.nn.objectives import elbo_terms, iwae_bound, kl_weight, training_loss
+from models.nn.vae import VAE
 from ppca_model import PPCA
 
 
@@ -362,7 +362,7 @@ def test_diagnose_refuses_a_seed_outside_64_bits() -> None:
     from models.config import ModelConfig
     from models.diagnostics import diagnose
     from models.errors import ConfigError
-    from models.vae import VAE
+    from models.nn.vae import VAE
 
     vae = VAE(ModelConfig(arch="mlp", data_shape=(4,), latent_dim=2, hidden=(4,),
                           likelihood="gaussian", obs_std=1.0))

@@ -1,0 +1,120 @@
+"""Objectives, per sample, in nats.
+
+- distortion D = -E_q[log p(x|z)] (Monte Carlo, reparameterised), rate R = KL(q(z|x) || p(z)) in
+  closed form per latent dimension, ELBO = -(D + R): the true bound, whatever is trained on.
+- the training objective: D + beta_t * sum_i max(lambda, E_batch[KL_i]) with linear KL warm-up
+  beta_t = beta * min(1, step / warmup) and free bits lambda (Kingma et al. 2016).
+- the importance-weighted bound with K samples (Burda et al. 2016), log p(x) >= IWAE_K >= ELBO.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from models.config import ObjectiveConfig
+from models.nn.vae import LOG_2PI, VAE
+
+
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) for each latent dimension, in closed form: [B, d]."""
+    return 0.5 * (mu.square() + torch.exp(logvar) - 1.0 - logvar)
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last axis."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).square() * torch.exp(-logvar)).sum(-1)
+
+
+def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
+    return -0.5 * (LOG_2PI + z.square()).sum(-1)
+
+
+@dataclass
+class ElboTerms:
+    """Per-sample terms of one minibatch, in nats."""
+
+    distortion: torch.Tensor  # [B]  -E_q[log p(x|z)]
+    kl_per_dim: torch.Tensor  # [B, d]
+    mu: torch.Tensor  # [B, d]
+    logvar: torch.Tensor  # [B, d]
+
+    @property
+    def rate(self) -> torch.Tensor:  # [B]
+        return self.kl_per_dim.sum(1)
+
+    @property
+    def elbo(self) -> torch.Tensor:  # [B]
+        return -(self.distortion + self.rate)
+
+
+def elbo_terms(
+    vae: VAE, x: torch.Tensor, n_samples: int = 1, generator: torch.Generator | None = None
+) -> ElboTerms:
+    """D (Monte Carlo over ``n_samples`` draws of z), KL per dimension (exact), for a batch x."""
+    mu, logvar = vae.encode(x)
+    if n_samples == 1:
+        z = vae.reparameterize(mu, logvar, generator)
+        distortion = -vae.log_px_given_z(x, z)
+    else:
+        b = x.shape[0]
+        mu_k = mu.repeat(n_samples, 1)
+        lv_k = logvar.repeat(n_samples, 1)
+        z = vae.reparameterize(mu_k, lv_k, generator)
+        x_k = x.repeat(n_samples, *([1] * (x.dim() - 1)))
+        distortion = -vae.log_px_given_z(x_k, z).reshape(n_samples, b).mean(0)
+    return ElboTerms(distortion=distortion, kl_per_dim=kl_per_dim(mu, logvar), mu=mu, logvar=logvar)
+
+
+def kl_weight(step: int, objective: ObjectiveConfig) -> float:
+    """The KL weight in effect at ``step``: beta, linearly warmed up from 0 over warmup_steps."""
+    if objective.warmup_steps <= 0:
+        return objective.beta
+    return objective.beta * min(1.0, step / objective.warmup_steps)
+
+
+def training_loss(terms: ElboTerms, beta_t: float, free_bits: float = 0.0) -> torch.Tensor:
+    """The minibatch objective to minimise: mean D + beta_t * sum_i max(lambda, mean_batch KL_i).
+
+    With beta_t = 1 and lambda = 0 this is exactly the negative mean ELBO.
+    """
+    kl_dims = terms.kl_per_dim.mean(0)
+    if free_bits > 0:
+        kl_dims = torch.clamp(kl_dims, min=free_bits)
+    return terms.distortion.mean() + beta_t * kl_dims.sum()
+
+
+@torch.no_grad()
+def iwae_bound(
+    vae: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 64
+) -> torch.Tensor:
+    """The importance-weighted bound with K samples (Burda et al. 2016), per sample [B], in nats.
+
+    log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K, z_k ~ q(z|x).
+    It is a lower bound on log p(x) that tightens as K grows; K = 1 is the ELBO (in expectation).
+    ``chunk`` limits how many of the K samples are decoded at once.
+    """
+    mu, logvar = vae.encode(x)
+    b, d = mu.shape
+    parts = []
+    done = 0
+    while done < k:
+        kk = min(chunk, k - done)
+        eps = torch.randn((kk, b, d), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps  # [kk, B, d]
+        zf = z.reshape(kk * b, d)
+        xf = x.unsqueeze(0).expand(kk, *x.shape).reshape(kk * b, *x.shape[1:])
+        log_px = vae.log_px_given_z(xf, zf).reshape(kk, b)
+        log_pz = log_standard_normal(z)
+        log_qz = log_normal(z, mu, logvar)
+        parts.append(log_px + log_pz - log_qz)
+        done += kk
+    log_w = torch.cat(parts, 0)
+    return torch.logsumexp(log_w, 0) - math.log(k)
+
+
+def bits_per_dim(nats_per_sample: float, data_dim: int) -> float:
+    """Convert a per-sample negative log-likelihood in nats to bits per data dimension."""
+    return nats_per_sample / (data_dim * math.log(2.0))
