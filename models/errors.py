@@ -31,3 +31,25 @@ class ExportError(LatentExplorerError, RuntimeError):
 
 class ModelFileError(LatentExplorerError, ValueError):
     """An ONNX model file cannot be used: not ONNX, truncated, wrong input, latent size mismatch."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, or its type's name when it has none."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user sees for any exception: ours carry it; an OSError names its file;
+    anything else (a bug) is prefixed with its type."""
+    if isinstance(exc, LatentExplorerError):
+        return first_line(exc)
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or first_line(exc)}"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def file_exists(path: object, error: type[LatentExplorerError]) -> LatentExplorerError:
+    """The error for an output file that exists already and may be replaced only with --force."""
+    return error(f"{path}: file exists (use --force to replace it)")

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from models.data import dataset as data
+from models.data import shapes
 from models.data import (
     MIN_SAMPLES,
     Dataset,
@@ -155,7 +156,7 @@ def test_shapes_spec_sizes_and_rotation() -> None:
                 y=np.full(3, 0.5, np.float32))
     out = np.zeros((3, 64, 64), np.uint8)
     rot = np.array([0.3, 0.3 + 2 * np.pi / 3, 0.3 + np.pi / 3], np.float32)
-    data._render_shapes(out, np.full(3, 3), rotation=rot, **base)
+    shapes._render_shapes(out, np.full(3, 3), rotation=rot, **base)
     same = np.mean(out[0] != out[1])
     different = np.mean(out[0] != out[2])
     assert same < 0.01 and different > 5 * same
