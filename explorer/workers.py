@@ -161,7 +161,7 @@ class TrainingWorker(QObject):
             self.done.emit()
 
     def _run(self) -> None:
-        from models.training import Trainer
+        from models.io.run_callback import start_run
 
         import torch
 
@@ -172,8 +172,8 @@ class TrainingWorker(QObject):
                 self.finished.emit(_finished_event("stopped", "stopped before training began"))
                 return
         # Loads and splits the data, takes the model's data shape from it.
-        trainer = Trainer.from_config(self.config, run_path=self.run_path, force=self.force,
-                                      callbacks=[self._on_event])
+        trainer = start_run(self.config, self.run_path, force=self.force,
+                            callbacks=[self._on_event])
         self.config = trainer.config
         with self._lock:
             self._trainer = trainer
@@ -423,21 +423,15 @@ def diagnose_run(run_path: str, iw_samples: int = 100, max_samples: int = 2000,
     exactly as ``latent-explorer diagnose`` does; ``max_samples`` (0: all) takes a seeded subset.
     Returns ``Diagnosis.to_json_dict()``.
     """
-    import argparse
-
-    import torch
-
-    from models.cli.diagnose import _diagnosis_data
+    from models.data import validation_rows
     from models.diagnostics import diagnose
     from models.io.runfile import RunReader
+    from models.training import default_device
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    args = argparse.Namespace(run_file=run_path, data=None, seed=seed,
-                              max_samples=int(max_samples) if max_samples else None)
     with RunReader(run_path) as reader:
         config = reader.config
-        vae = reader.load_model(device)
-        x, _source = _diagnosis_data(args, reader)
+        vae = reader.load_model(default_device())
+        x = validation_rows(reader, max_samples=int(max_samples) if max_samples else None, seed=seed).x
     result = diagnose(vae, x, config.objective, iw_samples=int(iw_samples), seed=seed)
     return result.to_json_dict()
 

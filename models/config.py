@@ -12,11 +12,19 @@ import json
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Arch = Literal["mlp", "conv"]
 Likelihood = Literal["bernoulli", "gaussian"]
 Binarize = Literal["dynamic", "threshold"]
+Device = Literal["cpu", "cuda"]
+#: The choices of each typed setting, in order (the first is the default), for checks and the CLI.
+ARCHS: tuple[str, ...] = get_args(Arch)
+LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
+BINARIZATIONS: tuple[str, ...] = get_args(Binarize)
+DEVICES: tuple[str, ...] = get_args(Device)
+#: Hidden widths of each architecture when none are given (conv: stage channels, then dense).
+DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {"mlp": (512, 256), "conv": (32, 64, 256)}
 
 CONV_SIZES = (28, 32, 64)
 #: Seeds are whole numbers 0 <= S < SEED_LIMIT (torch's manual_seed takes a signed 64-bit int).
@@ -70,8 +78,8 @@ class ModelConfig:
         return n
 
     def validate(self) -> None:
-        _check_choice("arch", self.arch, ("mlp", "conv"))
-        _check_choice("likelihood", self.likelihood, ("bernoulli", "gaussian"))
+        _check_choice("arch", self.arch, ARCHS)
+        _check_choice("likelihood", self.likelihood, LIKELIHOODS)
         if self.latent_dim < 1:
             raise ConfigError(f"latent_dim must be at least 1, not {self.latent_dim}")
         if not self.hidden or any(h < 1 for h in self.hidden):
@@ -161,7 +169,7 @@ class TrainConfig:
     max_train_samples: int | None = None
 
     def __post_init__(self) -> None:
-        _check_choice("binarize", self.binarize, ("dynamic", "threshold"))
+        _check_choice("binarize", self.binarize, BINARIZATIONS)
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, not {self.epochs}")
         if self.batch_size < 1:
@@ -202,6 +210,17 @@ class RunConfig:
             objective=ObjectiveConfig.from_dict(d.get("objective", {})),
             train=TrainConfig.from_dict(d.get("train", {})),
         )
+
+    def for_data(self, spec: str, sample_shape: tuple[int, ...]) -> RunConfig:
+        """This configuration for a data set as it was opened: ``train.data`` its spec (absolute
+        for a file), ``model.data_shape`` its sample shape."""
+        cfg = self
+        if spec != cfg.train.data:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, data=spec))
+        if tuple(sample_shape) != tuple(cfg.model.data_shape):
+            model = dataclasses.replace(cfg.model, data_shape=tuple(sample_shape))
+            cfg = dataclasses.replace(cfg, model=model)
+        return cfg
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -70,15 +70,13 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    import torch
-
     from models.diagnostics import NonFiniteModelError, diagnose
     from models.io.runfile import RunReader
+    from models.training.devices import default_device
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     with RunReader(args.run_file) as reader:
         config = reader.config
-        model = reader.load_model(device=device)
+        model = reader.load_model(device=default_device())
         x, source = _diagnosis_data(args, reader)
         status, message = reader.status, reader.message
     try:
@@ -115,82 +113,26 @@ def _non_finite_line(run_file: str, what: str, status: str, message: str) -> str
 def _diagnosis_data(args: argparse.Namespace, reader: Any) -> tuple[np.ndarray, str]:
     """The model-ready rows to diagnose on, and a line saying what they are.
 
-    The run's validation rows are read as the trainer read them and binarised (Bernoulli
-    likelihood) by the trainer's own rule, all of them at once with its fixed seed, so the
-    numbers are on the very images the run was validated on; ``--max-samples`` then picks a
-    seeded subset. Rows of ``--data`` are subsampled first (at most ``MAX_VAL_SAMPLES`` unless
+    The run's validation rows come from ``models.data.validation_rows`` (read and binarised as
+    the trainer did, all at once with its fixed seed, then ``--max-samples`` picks a seeded
+    subset). Rows of ``--data`` are subsampled first (at most ``MAX_VAL_SAMPLES`` unless
     ``--max-samples`` says otherwise), then binarised by the same rule.
     """
-    from models.data import load_dataset
-    from models.training import MAX_VAL_SAMPLES
+    from models.data import MAX_VAL_SAMPLES, load_dataset, model_ready, validation_rows
+    from models.data.preprocessing import check_fits, subset
 
     cfg = reader.config
-    want = tuple(cfg.model.data_shape)
     if args.data:
         dataset = load_dataset(args.data)
-        _check_shape(dataset, want)
+        check_fits(dataset, cfg.model.data_shape)
         limit = MAX_VAL_SAMPLES if args.max_samples is None else args.max_samples
-        rows, note = _subset(np.arange(len(dataset)), limit, args.seed)
-        x = _model_ready(dataset.read(rows).reshape(len(rows), *want), cfg)
-        return x, f"{note}{len(dataset)} rows of {dataset.name}"
-    from models.io.runfile import data_spec
-
-    info = reader.dataset_info
-    spec = data_spec(reader)  # absolute for HDF5 files: diagnose works from any directory
-    n_stored = info.get("n")
-    dataset = load_dataset(spec, max_samples=info.get("max_samples"))
-    if n_stored is not None and len(dataset) != int(n_stored):
-        raise DataError(
-            f"{spec}: has {len(dataset)} rows but had {n_stored} in training; the data "
-            "changed since (use --data)"
-        )
-    _check_shape(dataset, want)
-    rows = np.asarray(reader.val_indices, dtype=np.int64)
-    if rows.size == 0:
+        rows, note = subset(len(dataset), limit, args.seed)
+        x = dataset.read(rows).reshape(len(rows), *cfg.model.data_shape)
+        return model_ready(x, cfg, dataset.name), f"{note}{len(dataset)} rows of {dataset.name}"
+    if np.asarray(reader.val_indices).size == 0:
         raise DataError(f"{args.run_file}: the run file records no validation rows; use --data")
-    if rows.max() >= len(dataset):
-        raise DataError(
-            f"{spec}: has {len(dataset)} rows but the run's validation rows go up to "
-            f"{int(rows.max())}; the data changed since training (use --data)"
-        )
-    x = _model_ready(dataset.read(rows).reshape(len(rows), *want), cfg)
-    limit = len(rows) if args.max_samples is None else args.max_samples
-    pick, note = _subset(np.arange(len(rows)), limit, args.seed)
-    return x[pick], f"{note}{len(rows)} validation rows of {dataset.name}"
-
-
-def _check_shape(dataset: Any, want: tuple[int, ...]) -> None:
-    if math.prod(dataset.sample_shape) != math.prod(want):
-        raise DataError(
-            f"{dataset.name}: samples of shape {tuple(dataset.sample_shape)} do not fit the "
-            f"model's data shape {want}"
-        )
-
-
-def _subset(rows: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, str]:
-    """At most ``limit`` of ``rows``, a sorted seeded random choice; and the words for it."""
-    if limit >= len(rows):
-        return rows, "all "
-    pick = np.random.default_rng(seed).choice(len(rows), size=limit, replace=False)
-    return np.sort(rows[pick]), f"{limit} (random, seed {seed}) of "
-
-
-def _model_ready(x: np.ndarray, cfg: Any) -> np.ndarray:
-    """Binarise for a Bernoulli likelihood exactly as the trainer binarises its validation set."""
-    if cfg.model.likelihood != "bernoulli":
-        return x
-    from models.training import VAL_BINARIZE_SEED
-
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise DataError(
-            f"the data range over [{lo:g}, {hi:g}], but the model's Bernoulli likelihood needs "
-            "values in [0, 1]"
-        )
-    if cfg.train.binarize == "threshold":
-        return (x > 0.5).astype(np.float32)
-    rng = np.random.default_rng(VAL_BINARIZE_SEED)
-    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+    got = validation_rows(reader, max_samples=args.max_samples, seed=args.seed)
+    return got.x, got.description
 
 
 # --------------------------------------------------------------------------- the report

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from models.errors import ConfigError, ExportError
+from models.errors import ConfigError, ExportError, file_exists
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         if not path.endswith(".onnx"):
             raise ConfigError(f"{path}: an ONNX file name should end in .onnx")
         if os.path.exists(path) and not args.force:
-            raise ExportError(f"{path}: file exists (use --force to replace it)")
+            raise file_exists(path, ExportError)
 
     from models.io.onnx_export import check_target, commit_exports, metadata_from_run, prepare_export
     from models.io.runfile import RunReader

@@ -16,11 +16,12 @@ import sys
 import time
 from typing import Any, TextIO
 
-from models.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
-from models.errors import RunFileError
 from models.cli.args import seed_arg
-
-DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": (32, 64, 256)}
+from models.config import (
+    ARCHS, BINARIZATIONS, DEFAULT_HIDDEN, DEVICES, LIKELIHOODS, ModelConfig, ObjectiveConfig,
+    RunConfig, TrainConfig,
+)
+from models.training.events import EpochEvent, FinishedEvent, RunStatus, StepEvent
 
 
 # --------------------------------------------------------------------------- argument types
@@ -82,16 +83,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--val-fraction", type=_float(0.0, True), default=0.1, metavar="F",
                    help="fraction held out for validation when the data set has no predefined "
                    "split (default: 0.1; MNIST uses its 10,000 test images)")
-    g.add_argument("--binarize", choices=("dynamic", "threshold"), default="dynamic",
+    g.add_argument("--binarize", choices=BINARIZATIONS, default=BINARIZATIONS[0],
                    help="Bernoulli only: sample x ~ Bernoulli(pixel) per batch (dynamic, default) "
                    "or use pixel > 0.5 (threshold)")
     g = p.add_argument_group("model")
-    g.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="default: mlp")
+    g.add_argument("--arch", choices=ARCHS, default=ARCHS[0], help=f"default: {ARCHS[0]}")
     g.add_argument("--latent-dim", type=_int(1), default=10, metavar="N", help="default: 10")
     g.add_argument("--hidden", type=_hidden, metavar="W1,W2,...",
                    help="MLP hidden widths (default 512,256) or, for conv, the channels of the "
                    "stride-2 stages then the dense width (default 32,64,256)")
-    g.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli",
+    g.add_argument("--likelihood", choices=LIKELIHOODS, default=LIKELIHOODS[0],
                    help="p(x|z): bernoulli (binarised data, default) or gaussian")
     g.add_argument("--obs-std", type=_float(0.0, True), metavar="S",
                    help="gaussian only: fixed standard deviation of p(x|z) (default: learned)")
@@ -110,7 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="0 to 2**63 - 1 (default: 0)")
     g.add_argument("--log-every", type=_int(1), default=10, metavar="N",
                    help="record a step row every N steps (default: 10)")
-    g.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when present, else cpu")
+    g.add_argument("--device", choices=DEVICES, help="default: cuda when present, else cpu")
     g = p.add_argument_group("output")
     g.add_argument("--out", required=True, metavar="RUN.h5", help="the run file to write")
     g.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -118,12 +119,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def build_config(args: argparse.Namespace) -> RunConfig:
-    """The run configuration the arguments describe (data_shape is set from the data later)."""
+def build_config(args: argparse.Namespace, dataset: Any) -> RunConfig:
+    """The run configuration the arguments describe, for the opened data set: its sample shape
+    and its absolute spec (``Dataset.absolute_spec``)."""
     hidden = args.hidden if args.hidden is not None else DEFAULT_HIDDEN[args.arch]
     model = ModelConfig(
         arch=args.arch,
-        data_shape=(1, 28, 28) if args.arch == "conv" else (784,),
+        data_shape=tuple(dataset.sample_shape),
         latent_dim=args.latent_dim,
         hidden=hidden,
         likelihood=args.likelihood,
@@ -131,7 +133,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     )
     objective = ObjectiveConfig(beta=args.beta, warmup_steps=args.warmup, free_bits=args.free_bits)
     train = TrainConfig(
-        data=args.data,
+        data=dataset.absolute_spec,
         labels=args.labels,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -177,8 +179,6 @@ class Progress:
             self._bar_shown = False
 
     def __call__(self, ev: Any) -> None:
-        from models.training import EpochEvent, StepEvent
-
         if isinstance(ev, StepEvent):
             if not self.live:
                 return
@@ -208,43 +208,22 @@ class Progress:
                 file=self.out,
                 flush=True,
             )
-        else:
+        elif isinstance(ev, FinishedEvent):
             self._clear_bar()
 
 
 # --------------------------------------------------------------------------- the command
-def _refuse_data_as_out(out: str, data_spec: str | None) -> None:
-    """--out must not be the data file (labels are read from the same file): --force would
-    delete the user's data before training even read them."""
-    from models.data import parse_hdf5_spec
-
-    if not data_spec or not os.path.exists(out):
-        return
-    data_file = parse_hdf5_spec(data_spec)[0]
-    try:
-        same = os.path.exists(data_file) and os.path.samefile(out, data_file)
-    except OSError:
-        same = os.path.realpath(out) == os.path.realpath(data_file)
-    if same:
-        raise RunFileError(
-            f"{out}: is the data file ({data_spec}); write the run to another --out"
-        )
-
-
 def run(args: argparse.Namespace) -> int:
-    from models.training import Trainer  # imports torch: after the argument checks
+    from models.data import load_dataset
+    from models.io.run_callback import check_not_data_file, start_run
+    from models.io.run_writer import check_run_target
 
     out = os.fspath(args.out)
-    if os.path.isdir(out):
-        raise RunFileError(f"{out}: is a directory, not a run file")
-    _refuse_data_as_out(out, args.data)
-    if os.path.exists(out) and not args.force:
-        raise RunFileError(f"{out}: exists already (use --force to replace it)")
-    parent = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise RunFileError(f"{out}: the folder {parent} does not exist")
-    config = build_config(args)
-    trainer = Trainer.from_config(config, device=args.device, run_path=out, force=args.force)
+    check_not_data_file(out, args.data)  # before the data are read (start_run checks again)
+    check_run_target(out, args.force)
+    dataset = load_dataset(args.data, args.labels)  # the one visit: the config is built from it
+    trainer = start_run(build_config(args, dataset), out, force=args.force, device=args.device,
+                        dataset=dataset)
     cfg = trainer.config
     print(
         f"training a {cfg.model.arch} VAE (latent {cfg.model.latent_dim}, {cfg.model.likelihood}) "
@@ -267,13 +246,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     last = progress.last_epoch
-    if fin.status == "finished":
+    if fin.status == RunStatus.FINISHED:
         if last is not None:
             print(f"verdict: {last.verdict}")
         elbo = f"; val ELBO {last.val_elbo:.2f} nats" if last is not None else ""
         print(f"finished {fin.epochs_done} epochs, {fin.step} steps{elbo}; wrote {out}")
         return 0
-    if fin.status == "stopped":
+    if fin.status == RunStatus.STOPPED:
         print(
             f"latent-explorer train: {fin.message}; {out} is complete (status stopped)",
             file=sys.stderr,

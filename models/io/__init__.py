@@ -1,1 +1,1 @@
-"""Files: atomic writes, run files (HDF5), ONNX export, and the torch-free ONNX runtime."""
+"""Files: atomic writes, run files (layout, reader, and the writer as a training callback), ONNX export, the torch-free ONNX runtime."""

@@ -1,15 +1,48 @@
-"""What a training run reports: one event type per moment (a step, an epoch, the end).
+"""What a training run reports: one event type per moment, and the run's status.
 
-Events are plain dataclasses of numbers and numpy arrays, so they cross threads and processes
-(the app's tasks, a sweep's workers) as they are. Listeners are dispatched on the event's type.
+In the order a run emits them: a ``StartEvent`` (what a listener needs to record the run), a
+``StepEvent`` every ``log_every`` steps and at each epoch's end, per epoch a ``CheckpointEvent``
+(the validated weights) then an ``EpochEvent``, a ``PauseEvent`` whenever the loop waits, and one
+``FinishedEvent`` (after a last ``CheckpointEvent`` unless the run diverged). Events are plain
+dataclasses of numbers, strings and numpy arrays, so they cross threads and processes (the app's
+tasks, a sweep's workers) as they are. Listeners dispatch on the event's type (``isinstance`` or
+``functools.singledispatch``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+
+class RunStatus(enum.StrEnum):
+    """A run's status; the run file stores its string value."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    ERROR = "error"
+    #: Still marked running, but the process that wrote it is gone (killed): never written.
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class StartEvent:
+    """A run begins: its final configuration (``RunConfig``), the data set's ``describe()``
+    (with ``n_train`` and ``n_val``), the validation rows' indices in the data set, and the
+    initial weights keyed by ``state_dict`` names (their names, shapes and dtypes are those of
+    every later checkpoint)."""
+
+    config: Any
+    dataset_info: dict[str, Any]
+    val_indices: np.ndarray | None
+    weights: Mapping[str, np.ndarray]
+    total_steps: int
 
 
 @dataclass
@@ -62,15 +95,35 @@ class EpochEvent:
 
 
 @dataclass
-class FinishedEvent:
-    """The end of a run: status "finished", "stopped", "diverged" or "error", and why."""
+class CheckpointEvent:
+    """Weights worth keeping, all finite, copied to numpy (keyed by ``state_dict`` names), from
+    optimiser step ``step``: at each epoch's end after a finite validation (``final`` False),
+    and once as the run ends, unless it diverged (``final`` True; not validated)."""
 
-    status: str
+    step: int
+    epoch: int
+    weights: Mapping[str, np.ndarray]
+    final: bool = False
+
+
+@dataclass
+class PauseEvent:
+    """The loop waits between steps (paused) at ``step``: a moment for writers to flush."""
+
+    step: int
+    epoch: int
+
+
+@dataclass
+class FinishedEvent:
+    """The end of a run: its status (finished, stopped, diverged or error), and why."""
+
+    status: RunStatus
     message: str
     epochs_done: int
     step: int
     run_path: str | None = None
 
 
-Event = StepEvent | EpochEvent | FinishedEvent
+Event = StartEvent | StepEvent | CheckpointEvent | EpochEvent | PauseEvent | FinishedEvent
 Callback = Callable[[Event], None]

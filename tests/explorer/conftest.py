@@ -132,7 +132,7 @@ def finished_run(tmp_path_factory, tiny_h5) -> str:
     import torch
 
     from models.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
-    from models.training import Trainer
+    from models.io.run_callback import start_run
 
     torch.set_num_threads(1)
     path = str(tmp_path_factory.mktemp("runs") / "finished.h5")
@@ -141,6 +141,6 @@ def finished_run(tmp_path_factory, tiny_h5) -> str:
         objective=ObjectiveConfig(beta=2.0),
         train=TrainConfig(data=f"{tiny_h5}:images", epochs=2, batch_size=20, lr=3e-3, log_every=2),
     )
-    result = Trainer.from_config(cfg, run_path=path).run()
+    result = start_run(cfg, path).run()
     assert result.status == "finished"
     return path

@@ -25,7 +25,7 @@ def labelled_run(tmp_path_factory, tiny_h5):
     import torch
 
     from models.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
-    from models.training import Trainer
+    from models.io.run_callback import start_run
 
     torch.set_num_threads(1)
     path = str(tmp_path_factory.mktemp("runs") / "labelled.h5")
@@ -35,7 +35,7 @@ def labelled_run(tmp_path_factory, tiny_h5):
         train=TrainConfig(data=f"{tiny_h5}:images", labels="labels", epochs=2, batch_size=20,
                           lr=3e-3, log_every=2),
     )
-    assert Trainer.from_config(cfg, run_path=path, device="cpu").run().status == "finished"
+    assert start_run(cfg, path, device="cpu").run().status == "finished"
     return path
 
 

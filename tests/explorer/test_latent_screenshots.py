@@ -30,7 +30,7 @@ def _short_mnist_run(path: str) -> str:
     import torch
 
     from models.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
-    from models.training import Trainer
+    from models.io.run_callback import start_run
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     cfg = RunConfig(
@@ -39,7 +39,7 @@ def _short_mnist_run(path: str) -> str:
         train=TrainConfig(data="mnist", epochs=3, batch_size=100, max_train_samples=10_000,
                           log_every=10),
     )
-    assert Trainer.from_config(cfg, run_path=path).run().status == "finished"
+    assert start_run(cfg, path).run().status == "finished"
     return path
 
 

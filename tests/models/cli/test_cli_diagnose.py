@@ -17,7 +17,7 @@ from models.cli import main as cli_main
 from models.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
 from models.diagnostics import JSON_KEYS
 from models.io.runfile import RunReader
-from models.training import Trainer
+from models.io.run_callback import start_run
 
 REPO = Path(__file__).resolve().parents[3]
 N_ROWS, DIM = 200, 16
@@ -50,7 +50,7 @@ def gaussian_run(data_file: Path) -> Path:
         ObjectiveConfig(beta=1.0),
         TrainConfig(data=f"{data_file}:x", epochs=2, batch_size=32, seed=0),
     )
-    result = Trainer.from_config(cfg, run_path=out, device="cpu").run()
+    result = start_run(cfg, out, device="cpu").run()
     assert result.status == "finished"
     return out
 
@@ -182,7 +182,7 @@ def test_a_run_whose_data_changed_is_refused(capsys: pytest.CaptureFixture, gaus
         ObjectiveConfig(),
         TrainConfig(data=f"{data}:x", epochs=1, batch_size=50, seed=0),
     )
-    assert Trainer.from_config(cfg, run_path=run, device="cpu").run().status == "finished"
+    assert start_run(cfg, run, device="cpu").run().status == "finished"
     with h5py.File(data, "w") as f:
         f["x"] = np.zeros((50, DIM), np.float32)
     code, out, err = _cli(capsys, str(run), "--json")
@@ -248,7 +248,7 @@ def test_a_run_trained_on_a_relative_path_is_diagnosed_from_another_directory(
         ObjectiveConfig(),
         TrainConfig(data="rel.h5:x", epochs=1, batch_size=50, seed=0),
     )
-    assert Trainer.from_config(cfg, run_path="run.h5", device="cpu").run().status == "finished"
+    assert start_run(cfg, "run.h5", device="cpu").run().status == "finished"
     monkeypatch.chdir(tmp_path)
     with RunReader(work / "run.h5") as r:
         assert r.config.train.data == f"{work / 'rel.h5'}:x"  # stored absolute

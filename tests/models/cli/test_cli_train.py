@@ -119,7 +119,7 @@ def test_existing_out_needs_force(capsys, tmp_path, spec):
     out_path = tmp_path / "r.h5"
     out_path.write_bytes(b"precious")
     code, err = _run_cli(capsys, "--data", spec, "--epochs", "1", "--out", str(out_path))
-    assert code == 2 and err.count("\n") == 1 and "exists already" in err and "--force" in err
+    assert code == 2 and err.count("\n") == 1 and "file exists" in err and "--force" in err
     assert out_path.read_bytes() == b"precious"
     code = cli_main(["train", "--data", spec, "--epochs", "1", "--hidden", "8", "--latent-dim", "2",
                      "--device", "cpu", "--out", str(out_path), "--force"])

@@ -211,7 +211,7 @@ def test_existing_file_is_kept_without_force_and_replaced_with_it(tmp_path):
     w.set_status("finished")
     w.close()
     before = path.read_bytes()
-    with pytest.raises(RunFileError, match="exists already") as info:
+    with pytest.raises(RunFileError, match="file exists") as info:
         _writer(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
     assert path.read_bytes() == before

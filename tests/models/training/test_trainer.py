@@ -13,6 +13,7 @@ from models.config import ModelConfig, ObjectiveConfig
 from models.data import load_dataset
 from models.errors import ConfigError, DataError, RunFileError
 from models.nn.objectives import elbo_terms, kl_weight
+from models.io.run_callback import RunFileCallback, start_run
 from models.io.runfile import RunReader
 from models.training import (
     VAL_BINARIZE_SEED,
@@ -36,9 +37,13 @@ def spec(tmp_path_factory) -> str:
     return write_tiny_h5(str(tmp_path_factory.mktemp("data") / "tiny.h5"))
 
 
-def _train(cfg, **kw) -> tuple[Trainer, list, FinishedEvent]:
+def _train(cfg, run_path=None) -> tuple[Trainer, list, FinishedEvent]:
+    """Train on the CPU, collecting the events; with ``run_path``, writing that run file."""
     events: list = []
-    trainer = Trainer.from_config(cfg, device="cpu", callbacks=[events.append], **kw)
+    if run_path is None:
+        trainer = Trainer.from_config(cfg, device="cpu", callbacks=[events.append])
+    else:
+        trainer = start_run(cfg, run_path, device="cpu", callbacks=[events.append])
     fin = trainer.run()
     return trainer, events, fin
 
@@ -179,7 +184,7 @@ def test_bernoulli_refuses_data_outside_the_unit_interval(tmp_path):
     train, idx, val_x = prepare_run(tiny_config(spec))
     with pytest.raises(DataError, match="training rows range over"):
         Trainer(tiny_config(spec), train, np.clip(val_x, 0, 1), train_indices=idx, device="cpu",
-                run_path=tmp_path / "run.h5")
+                callbacks=[RunFileCallback(tmp_path / "run.h5")])
     assert not (tmp_path / "run.h5").exists()
     gauss = ModelConfig(arch="mlp", data_shape=(1, SIZE, SIZE), latent_dim=3, hidden=(32,),
                         likelihood="gaussian")
@@ -211,7 +216,7 @@ def test_stop_takes_effect_within_one_step(spec, tmp_path):
             holder["trainer"].stop()
 
     cfg = tiny_config(spec, epochs=50, log_every=1)
-    trainer = Trainer.from_config(cfg, device="cpu", run_path=tmp_path / "run.h5", callbacks=[stop_at_step_3])
+    trainer = start_run(cfg, tmp_path / "run.h5", device="cpu", callbacks=[stop_at_step_3])
     holder["trainer"] = trainer
     fin = trainer.run()
     assert fin.status == "stopped" and fin.step == 3 and trainer.step == 3 and fin.epochs_done == 0
@@ -259,7 +264,7 @@ def test_pause_blocks_between_steps_and_resume_continues(spec):
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_weights(spec, tmp_path, log_every):
     bad_step = 6  # the 6th training forward pass returns NaN (epoch 2's first)
     cfg = tiny_config(spec, epochs=5, log_every=log_every)
-    trainer = Trainer.from_config(cfg, device="cpu", run_path=tmp_path / "run.h5")
+    trainer = start_run(cfg, tmp_path / "run.h5", device="cpu")
     calls = {"n": 0}
     snapshot: dict = {}
 
@@ -301,7 +306,7 @@ def test_a_non_finite_gradient_under_a_finite_loss_is_a_divergence(spec, tmp_pat
     gradients; otherwise step 5's loss shows it. Nothing non-finite reaches the file."""
     bad_step = 4
     cfg = tiny_config(spec, epochs=3, log_every=log_every)
-    trainer = Trainer.from_config(cfg, device="cpu", run_path=tmp_path / "run.h5")
+    trainer = start_run(cfg, tmp_path / "run.h5", device="cpu")
     calls = {"n": 0}
 
     def count(module, args):
@@ -347,8 +352,7 @@ def test_a_failing_callback_ends_the_run_loudly(spec, tmp_path):
         elif isinstance(ev, StepEvent) and ev.step == 4:
             raise ZeroDivisionError("plot failed")
 
-    trainer = Trainer.from_config(tiny_config(spec, epochs=50), device="cpu",
-                                  run_path=tmp_path / "run.h5", callbacks=[broken])
+    trainer = start_run(tiny_config(spec, epochs=50), tmp_path / "run.h5", device="cpu", callbacks=[broken])
     with pytest.raises(ZeroDivisionError, match="plot failed"):
         trainer.run()
     assert finished and finished[0].status == "error" and "plot failed" in finished[0].message
@@ -389,8 +393,8 @@ def test_conv_model_and_prepare_run(spec, tmp_path):
 def test_bad_setups_raise_one_line_errors(spec, tmp_path):
     existing = tmp_path / "run.h5"
     existing.write_bytes(b"")
-    with pytest.raises(RunFileError, match="exists already"):
-        Trainer.from_config(tiny_config(spec), device="cpu", run_path=existing)
+    with pytest.raises(RunFileError, match="file exists"):
+        start_run(tiny_config(spec), existing, device="cpu")
     wrong = tiny_config(spec, model=ModelConfig(arch="mlp", data_shape=(5,), latent_dim=2, hidden=(4,)))
     train, idx, val_x = prepare_run(wrong)
     with pytest.raises(ConfigError, match="do not fit"):
@@ -415,7 +419,7 @@ def test_a_divergence_keeps_the_last_checkpoint_not_the_weights_that_diverged(sp
     # Epoch 1 trains normally and is checkpointed; then a huge learning rate makes an update
     # whose weights give non-finite values. Those weights must not replace the checkpoint.
     cfg = tiny_config(spec, epochs=3, log_every=1)
-    trainer = Trainer.from_config(cfg, device="cpu", run_path=tmp_path / "run.h5")
+    trainer = start_run(cfg, tmp_path / "run.h5", device="cpu")
     snapshot: dict = {}
     trainer.add_callback(_huge_lr_after_epoch_1(trainer, snapshot))
     fin = trainer.run()
@@ -444,7 +448,7 @@ def test_a_divergence_in_the_first_epoch_keeps_no_weights_and_says_so(spec, tmp_
 
 def test_non_finite_validation_is_a_divergence_that_keeps_the_checkpoint(spec, tmp_path):
     cfg = tiny_config(spec, epochs=3)
-    trainer = Trainer.from_config(cfg, device="cpu", run_path=tmp_path / "run.h5")
+    trainer = start_run(cfg, tmp_path / "run.h5", device="cpu")
     saved: dict = {}
 
     def poison_after_epoch_1(ev):
