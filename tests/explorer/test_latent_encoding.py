@@ -128,7 +128,7 @@ def test_encode_rows_stops_between_batches(small_vae):
 
 
 def test_model_ready_binarises_as_the_trainer_and_diagnose_do():
-    from models.cli.diagnose import _model_ready
+    from models.data import model_ready as _model_ready
     from models.config import ModelConfig, RunConfig, TrainConfig
 
     x = np.random.default_rng(1).random((50, 1, 8, 8)).astype(np.float32)
