@@ -122,7 +122,6 @@ class FinishedEvent:
     message: str
     epochs_done: int
     step: int
-    run_path: str | None = None
 
 
 Event = StartEvent | StepEvent | CheckpointEvent | EpochEvent | PauseEvent | FinishedEvent
