@@ -4,6 +4,8 @@ The CLI turns any of them into exit status 2 and that one line on stderr; the GU
 dialog. Anything else is a bug and keeps its traceback.
 """
 
+import os
+
 
 class LatentExplorerError(Exception):
     """Base of the errors caused by input (files, data, settings), not by a bug."""
@@ -40,12 +42,14 @@ def first_line(exc: BaseException) -> str:
 
 
 def error_line(exc: BaseException) -> str:
-    """The one line a user sees for any exception: ours carry it; an OSError names its file;
-    anything else (a bug) is prefixed with its type."""
+    """The one line a user sees for any exception: ours carry it; an OSError says what went
+    wrong (a full disk, a missing file), naming its file; anything else (a bug) is prefixed
+    with its type."""
     if isinstance(exc, LatentExplorerError):
         return first_line(exc)
-    if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.filename}: {exc.strerror or first_line(exc)}"
+    if isinstance(exc, OSError):
+        detail = exc.strerror or first_line(exc)
+        return f"{os.fsdecode(exc.filename)}: {detail}" if exc.filename is not None else detail
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 

@@ -1,6 +1,6 @@
 """The headless command line: ``latent-explorer train | diagnose | export | inspect | decode``.
 
-Each subcommand lives in ``models/commands/<name>.py`` with ``add_parser(subparsers)`` and
+Each subcommand lives in ``models/cli/<name>.py`` with ``add_parser(subparsers)`` and
 ``run(args) -> int``. Errors a user causes (``LatentExplorerError``, a missing file) end the
 program with exit status 2 and one line on stderr, never a traceback; so does any OSError (a
 full disk, a file name too long, a read-only file system), named by its file. When stdout is a
@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-from models.errors import LatentExplorerError
+from models.errors import LatentExplorerError, error_line
 
 COMMANDS = ("train", "diagnose", "export", "inspect", "decode")
 
@@ -48,13 +48,6 @@ def _quiet_stdout() -> None:
         os.close(devnull)
 
 
-def _os_error_line(exc: OSError) -> str:
-    """``FILE: strerror`` for an OSError, or its text when it names no file."""
-    detail = exc.strerror or str(exc) or type(exc).__name__
-    name = exc.filename
-    return f"{os.fsdecode(name)}: {detail}" if name is not None else detail
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -67,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe (`inspect X | head`) shows up here, not at exit
         return code
     except LatentExplorerError as exc:
-        print(f"latent-explorer {args.command}: error: {exc}", file=sys.stderr)
+        print(f"latent-explorer {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader went away (`... | head`): what it did not read is not wanted. Exit quietly,
@@ -75,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_stdout()
         return 128 + 13
     except OSError as exc:  # a missing file, a full disk, a name too long, a read-only file system
-        print(f"latent-explorer {args.command}: error: {_os_error_line(exc)}", file=sys.stderr)
+        print(f"latent-explorer {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"latent-explorer {args.command}: interrupted", file=sys.stderr)

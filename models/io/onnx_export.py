@@ -41,7 +41,7 @@ from torch import nn
 
 from models.diagnostics import ACTIVE_THRESHOLD
 from models.io.atomic import temp_prefix, write_temp_beside
-from models.errors import ExportError, ModelFileError
+from models.errors import ExportError, ModelFileError, file_exists, first_line
 from models.io.onnx_runtime import FORMAT_VERSION, META_PREFIX, _open_session
 from models.nn.vae import VAE, DecoderMean, EncoderParams
 
@@ -353,7 +353,7 @@ def check_target(path: str | os.PathLike, overwrite: bool) -> None:
     if os.path.isdir(path):
         raise ExportError(f"{path}: is a directory")
     if os.path.exists(path) and not overwrite:
-        raise ExportError(f"{path}: file exists (use --force to replace it)")
+        raise file_exists(path, ExportError)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ExportError(f"{path}: directory {parent} is not writable")
     size, limit = len(os.fsencode(os.path.basename(path))), _name_max(parent)
@@ -410,7 +410,7 @@ def prepare_export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any
     except ExportError:
         raise
     except Exception as exc:  # the exporter's own failure: report it in one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ExportError(f"{path}: torch could not export the {role} ({first[:200]})") from None
     del proto.metadata_props[:]
     for key, value in props.items():

@@ -209,3 +209,24 @@ def test_a_config_refuses_seeds_outside_64_bits() -> None:
         with pytest.raises(ConfigError, match="seed must be"):
             TrainConfig(seed=bad)
     assert TrainConfig(seed=2**63 - 1).seed == 2**63 - 1
+
+
+def test_the_option_choices_are_the_configs_own() -> None:
+    """--arch, --likelihood, --binarize and --device offer exactly the config's Literal choices,
+    the first being the default: a choice added to the config reaches the CLI by itself."""
+    from typing import get_args
+
+    from models.cli.main import build_parser
+    from models import config
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    actions = {a.dest: a for a in train._actions}
+    for dest, literal in (("arch", config.Arch), ("likelihood", config.Likelihood),
+                          ("binarize", config.Binarize), ("device", config.Device)):
+        assert tuple(actions[dest].choices) == get_args(literal)
+        if dest != "device":  # the device defaults to whatever the machine has
+            assert actions[dest].default == get_args(literal)[0]
+    assert config.ModelConfig().arch == config.ARCHS[0]
+    assert config.ModelConfig().likelihood == config.LIKELIHOODS[0]
+    assert config.TrainConfig().binarize == config.BINARIZATIONS[0]
