@@ -1,1 +1,1 @@
-"""Files: atomic writes, run files (layout, reader, and the writer as a training callback), ONNX export, the torch-free ONNX runtime."""
+"""Files: atomic writes, run files (the writer is a training callback), ONNX export and runtime."""
