@@ -423,14 +423,16 @@ def diagnose_run(run_path: str, iw_samples: int = 100, max_samples: int = 2000,
     exactly as ``latent-explorer diagnose`` does; ``max_samples`` (0: all) takes a seeded subset.
     Returns ``Diagnosis.to_json_dict()``.
     """
+    import torch
+
     from models.data import validation_rows
     from models.diagnostics import diagnose
     from models.io.runfile import RunReader
-    from models.training import default_device
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     with RunReader(run_path) as reader:
         config = reader.config
-        vae = reader.load_model(default_device())
+        vae = reader.load_model(device)
         x = validation_rows(reader, max_samples=int(max_samples) if max_samples else None, seed=seed).x
     result = diagnose(vae, x, config.objective, iw_samples=int(iw_samples), seed=seed)
     return result.to_json_dict()
