@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     import torch
 
-    from models.diagnostics import NonFiniteModelError, diagnose
+    from models.diagnostics import NonFiniteModelError, diagnose, format_report
     from models.io.runfile import RunReader
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -81,11 +81,14 @@ def run(args: argparse.Namespace) -> int:
         model = reader.load_model(device=device)
         x, source = _diagnosis_data(args, reader)
         status, message = reader.status, reader.message
+        kind = reader.dataset_info.get("likelihood_kind")
+        val_elbos = reader.epochs().get("val_elbo")
     try:
         with np.errstate(all="ignore"):
             diagnosis = diagnose(
                 model, x, config.objective, iw_samples=args.iw_samples,
-                batch_size=args.batch_size, seed=args.seed,
+                batch_size=args.batch_size, seed=args.seed, likelihood_kind=kind,
+                val_elbos=None if args.data else val_elbos,
             )
     except NonFiniteModelError as exc:
         raise NonFiniteModelError(_non_finite_line(args.run_file, str(exc), status, message)) from None
@@ -131,7 +134,7 @@ def _diagnosis_data(args: argparse.Namespace, reader: Any) -> tuple[np.ndarray, 
         _check_shape(dataset, want)
         limit = MAX_VAL_SAMPLES if args.max_samples is None else args.max_samples
         rows, note = _subset(np.arange(len(dataset)), limit, args.seed)
-        x = _model_ready(dataset.read(rows).reshape(len(rows), *want), cfg)
+        x = _model_ready(dataset.read(rows).reshape(len(rows), *want), cfg, reader, dataset)
         return x, f"{note}{len(dataset)} rows of {dataset.name}"
     from models.io.runfile import data_spec
 
@@ -153,7 +156,7 @@ def _diagnosis_data(args: argparse.Namespace, reader: Any) -> tuple[np.ndarray, 
             f"{spec}: has {len(dataset)} rows but the run's validation rows go up to "
             f"{int(rows.max())}; the data changed since training (use --data)"
         )
-    x = _model_ready(dataset.read(rows).reshape(len(rows), *want), cfg)
+    x = _model_ready(dataset.read(rows).reshape(len(rows), *want), cfg, reader, dataset)
     limit = len(rows) if args.max_samples is None else args.max_samples
     pick, note = _subset(np.arange(len(rows)), limit, args.seed)
     return x[pick], f"{note}{len(rows)} validation rows of {dataset.name}"
@@ -175,10 +178,11 @@ def _subset(rows: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, str]:
     return np.sort(rows[pick]), f"{limit} (random, seed {seed}) of "
 
 
-def _model_ready(x: np.ndarray, cfg: Any) -> np.ndarray:
-    """Binarise for a Bernoulli likelihood exactly as the trainer binarises its validation set."""
+def _model_ready(x: np.ndarray, cfg: Any, reader: Any, dataset: Any) -> np.ndarray:
+    """Binarise for a Bernoulli likelihood, or dequantise 8-bit data for a Gaussian trained on
+    dequantised data, exactly as the trainer prepares its validation set."""
     if cfg.model.likelihood != "bernoulli":
-        return x
+        return _dequantized(x, reader, dataset)
     from models.training import VAL_BINARIZE_SEED
 
     lo, hi = float(x.min()), float(x.max())
@@ -193,36 +197,17 @@ def _model_ready(x: np.ndarray, cfg: Any) -> np.ndarray:
     return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
 
 
-# --------------------------------------------------------------------------- the report
-def format_report(d: Any, run_file: str, source: str, data_dim: int, config: Any) -> str:
-    """The human-readable text ``diagnose`` prints."""
-    obj = config.objective
-    log2 = math.log(2.0)
-    lines = [
-        f"{run_file}: {source}",
-        f"  objective: beta {obj.beta:g}, KL warm-up {obj.warmup_steps} steps, "
-        f"free bits {obj.free_bits:g} nats; likelihood {config.model.likelihood}; "
-        f"all values nats per sample",
-        "",
-        f"  ELBO                 {d.elbo:12.4f}   = -(distortion + rate)",
-        f"  distortion D         {d.distortion:12.4f}   -E_q[log p(x|z)], "
-        f"{d.iw_samples} draws of z",
-        f"  rate R               {d.rate:12.4f}   KL(q(z|x) || p(z)), exact",
-        f"  IWAE log p(x) >=     {d.iwae:12.4f}   K = {d.iw_samples}",
-        f"  ELBO gap             {d.elbo_gap:12.4f}   IWAE - ELBO",
-        f"  bits/dim             {-d.iwae / (data_dim * log2):12.4f}   from IWAE "
-        f"(ELBO: {-d.elbo / (data_dim * log2):.4f}), {data_dim} dimensions",
-        f"  I(X;Z)               {d.mutual_info:12.4f}   mixture estimate, at most "
-        f"log N = {math.log(max(d.n_samples, 1)):.2f}",
-        f"  marginal KL          {d.marginal_kl:12.4f}   KL(q(z) || p(z)) = R - I(X;Z)",
-        f"  active units         {d.active_units:>5d} of {len(d.kl_per_dim)}"
-        "   variance of the posterior mean over the data > 0.01",
-        "",
-        "  dim   KL (nats)   activity   state",
-    ]
-    collapsed = set(d.collapsed_dims)
-    for i, (kl, act) in enumerate(zip(d.kl_per_dim, d.activity_per_dim)):
-        state = "collapsed" if i in collapsed else "active"
-        lines.append(f"  {i:>3d}  {kl:10.4f}  {act:9.4f}   {state}")
-    lines += ["", "verdict: " + d.verdict]
-    return "\n".join(lines)
+def _dequantized(x: np.ndarray, reader: Any, dataset: Any) -> np.ndarray:
+    """(k + u) / 256 with the evaluation seed when the run was trained on dequantised bytes."""
+    from models.latent.discrete import (
+        BYTE_SCALING, LikelihoodKind, dequantize_uint8, unit_to_bytes,
+    )
+
+    if reader.dataset_info.get("likelihood_kind") != LikelihoodKind.DISCRETE:
+        return x
+    if dataset.scaling != BYTE_SCALING:
+        raise DataError(
+            f"{dataset.name}: holds float values, but the model was trained on dequantised 8-bit "
+            "data; diagnose it on 8-bit data"
+        )
+    return dequantize_uint8(unit_to_bytes(x))

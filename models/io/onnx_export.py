@@ -113,7 +113,7 @@ def model_metadata(vae: VAE, role: Role) -> dict[str, Any]:
     if role == "encoder":
         meta["output"] = "mu, logvar of q(z|x)"
     if cfg.likelihood == "gaussian":
-        meta["obs_std"] = float(torch.exp(vae.likelihood.log_std.detach().clamp(min=-7.0)).cpu())
+        meta["obs_std"] = vae.likelihood.std
     return meta
 
 

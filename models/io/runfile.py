@@ -73,6 +73,8 @@ EPOCH_COLUMNS: dict[str, str] = {
     "active_units": "i4",
     "mutual_info": "f8",
     "marginal_kl": "f8",
+    "mi_ceiling": "f8",
+    "mi_saturated": "i1",
 }
 EPOCH_MATRICES = ("val_kl_per_dim", "activity_per_dim")
 EPOCH_STRINGS = {"verdict": VERDICT_BYTES}
@@ -262,6 +264,8 @@ class RunWriter:
             "active_units": ev.active_units,
             "mutual_info": _float_or_nan(ev.mutual_info),
             "marginal_kl": _float_or_nan(ev.marginal_kl),
+            "mi_ceiling": _float_or_nan(ev.mi_ceiling),
+            "mi_saturated": int(ev.mi_saturated),
         }
         n = g["epoch"].shape[0]
         for name in EPOCH_COLUMNS:
@@ -529,7 +533,8 @@ class RunReader:
 
     def epochs(self, start: int = 0) -> dict[str, np.ndarray]:
         """Per epoch: epoch, step, time, seconds, train_/val_ elbo, distortion, rate,
-        active_units, mutual_info, marginal_kl (1-D), val_kl_per_dim and activity_per_dim
+        active_units, mutual_info, marginal_kl, mi_ceiling, mi_saturated (1-D; absent
+        in files written before they existed), val_kl_per_dim and activity_per_dim
         [n, d], verdict (strings); rows from ``start`` on."""
         return self._columns("epochs", start)
 

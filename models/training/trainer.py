@@ -39,6 +39,9 @@ from models.config import RunConfig
 from models.training.events import Callback, EpochEvent, Event, FinishedEvent, StepEvent
 from models.data import Dataset, load_dataset, split_indices
 from models.errors import ConfigError, DataError, LatentExplorerError, RunFileError
+from models.diagnostics.summary import data_spread
+from models.latent import discrete
+from models.nn.likelihoods import dequantize_bytes
 from models.nn.objectives import elbo_terms, kl_weight, training_loss
 from models.io.runfile import RunWriter
 from models.nn.vae import VAE
@@ -206,6 +209,11 @@ class Trainer:
         self.steps_per_epoch = math.ceil(self.n_train / tc.batch_size)
         self.total_steps = self.steps_per_epoch * tc.epochs
         self.binary = mc.likelihood == "bernoulli"
+        # 8-bit data under a Gaussian: trained on (k + u) / 256, reported as discrete bounds
+        self.dequantize = discrete.needs_dequantization(mc.likelihood, train.scaling)
+        self.likelihood_kind = discrete.likelihood_kind(mc.likelihood, self.dequantize)
+        self._bin_nats = discrete.bin_log_volume(mc.data_dim, self.dequantize)
+        self._val_elbos: list[float] = []  # the verdict's evidence of convergence
 
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, identical on any device
             torch.manual_seed(tc.seed)
@@ -224,6 +232,7 @@ class Trainer:
         self.n_val = len(self._val_raw)
         if self.n_val == 0:
             raise DataError(f"{train.name}: the validation set is empty")
+        self._val_spread = data_spread(self._val_raw)
 
         self.step = 0
         self.epoch = 0
@@ -336,6 +345,8 @@ class Trainer:
             else:
                 rng = np.random.default_rng(VAL_BINARIZE_SEED)
                 x = (rng.random(x.shape, dtype=np.float32) < x).astype(np.uint8)
+        elif self.dequantize:
+            x = discrete.dequantize_uint8(discrete.unit_to_bytes(x), discrete.EVAL_DEQUANTIZE_SEED)
         self._val_dev = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
 
     def _to_model_input(self, xb: torch.Tensor) -> torch.Tensor:
@@ -356,6 +367,8 @@ class Trainer:
                 r = torch.randint(0, 255, xb.shape, generator=self._gen, dtype=torch.uint8, device=xb.device)
                 return (r < xb).float()
             return (torch.rand(xb.shape, generator=self._gen, device=xb.device) < xb).float()
+        if self.dequantize:  # (k + u) / 256, afresh each batch
+            return dequantize_bytes(xb if kind == "bytes" else (xb * 255.0).round_(), self._gen)
         x = xb.float().div_(255.0) if kind == "bytes" else xb
         if self.binary:  # threshold
             return (x > 0.5).float()
@@ -410,6 +423,7 @@ class Trainer:
             info = self.train_data.describe()
             info["n_train"] = int(self.n_train)
             info["n_val"] = int(self.n_val)
+            info["likelihood_kind"] = self.likelihood_kind.value
             writer = RunWriter(
                 self.run_path, self.config, self.model, info, self.val_indices, force=self.force
             )
@@ -495,21 +509,21 @@ class Trainer:
                 self._good_step = first + n_good - 1
                 kl = mean[1 : d + 1]
                 rate = float(kl.sum())
+                dist = float(mean[0]) + self._bin_nats
                 ev = StepEvent(
                     step=self._good_step,
                     epoch=self.epoch,
-                    elbo=-(float(mean[0]) + rate),
-                    distortion=float(mean[0]),
+                    elbo=-(dist + rate),
+                    distortion=dist,
                     rate=rate,
                     kl_per_dim=kl.copy(),
                     beta=float(kl_weight(self._good_step - 1, obj)),
                     lr=lr,
-                    samples_per_s=float(sizes.sum() / max(now - t_mark - excluded, 1e-9)),
+                    samples_per_s=float(w.sum() / max(now - t_mark - excluded, 1e-9)),
                 )
                 if self._writer is not None:
                     self._writer.log_step(ev)
                 self._emit(ev)
-            t_mark, excluded = now, 0.0
             if n_good < len(rows):
                 return self._divergence_message(rows[n_good], first + n_good)
             # Every loss was finite. A non-finite gradient leaves a finite loss but makes Adam's
@@ -520,6 +534,7 @@ class Trainer:
                     f"training diverged at step {self.step} (epoch {self.epoch}): its gradients "
                     f"were not finite; {self._kept_and_hint(self.step)}"
                 )
+            t_mark, excluded = time.perf_counter(), 0.0  # logging and checks are not training
             return None
 
         for epoch in range(1, tc.epochs + 1):
@@ -631,7 +646,7 @@ class Trainer:
         model.train()
         mu = torch.cat(mus).double().cpu().numpy()
         lv = torch.cat(lvs).double().cpu().numpy()
-        distortion = float(dist_sum) / self.n_val
+        distortion = float(dist_sum) / self.n_val + self._bin_nats
         if not (math.isfinite(distortion) and np.isfinite(mu).all() and np.isfinite(lv).all()):
             what = "distortion was" if not math.isfinite(distortion) else "encodings were"
             return (
@@ -640,13 +655,16 @@ class Trainer:
             )
         summary = latent_summary(mu, lv, rng=0)
         rate = float(summary["rate"])
+        self._val_elbos.append(-(distortion + rate))
+        summary.update(val_elbos=list(self._val_elbos), data_std=self._val_spread)
         tr = train_means
         tr_rate = float(tr[1 : d + 1].sum())
+        tr_dist = float(tr[0]) + self._bin_nats
         return EpochEvent(
             epoch=epoch,
             step=self._good_step,
-            train_elbo=-(float(tr[0]) + tr_rate),
-            train_distortion=float(tr[0]),
+            train_elbo=-(tr_dist + tr_rate),
+            train_distortion=tr_dist,
             train_rate=tr_rate,
             val_elbo=-(distortion + rate),
             val_distortion=distortion,
@@ -659,6 +677,9 @@ class Trainer:
             seconds=time.perf_counter() - t_epoch,
             verdict=verdict(summary, self.config.objective, self.config.model),
             collapsed_dims=list(summary["collapsed_dims"]),
+            mi_ceiling=float(summary["mi_ceiling"]),
+            mi_saturated=bool(summary["mi_saturated"]),
+            likelihood_kind=self.likelihood_kind.value,
         )
 
 

@@ -16,8 +16,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from models.config import ModelConfig, ObjectiveConfig
+from models.latent.discrete import bits_per_dim
 from models.nn.objectives import (
-    bits_per_dim,
     elbo_terms,
     iwae_bound,
     kl_per_dim,
