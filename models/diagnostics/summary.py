@@ -16,6 +16,7 @@ from models.errors import TrainingError
 from models.latent.stats import (
     MI_SAMPLES,
     activity,
+    as_encodings,
     collapsed_from_activity,
     kl_per_dim,
     mutual_information,
@@ -62,13 +63,7 @@ def latent_summary(
     mutual-information estimate, the only random part. Raises ``TrainingError`` on non-finite
     input, ``ValueError`` on arrays of the wrong shape.
     """
-    mu = np.asarray(mu, dtype=np.float64)
-    logvar = np.asarray(logvar, dtype=np.float64)
-    if mu.ndim != 2 or mu.shape != logvar.shape or mu.shape[0] == 0:
-        raise ValueError(
-            f"mu and logvar must be two non-empty [N, d] arrays of one shape, "
-            f"not {mu.shape} and {logvar.shape}"
-        )
+    mu, logvar = as_encodings(mu, logvar)
     if not (np.isfinite(mu).all() and np.isfinite(logvar).all()):
         raise TrainingError("the encoder produced non-finite posterior parameters (NaN or inf)")
     kl = kl_per_dim(mu, logvar)

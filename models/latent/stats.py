@@ -116,7 +116,7 @@ def mutual_information(
     sigma << |mu|); the M x N Gaussian log-densities are one matrix product, in float64.
     ``rng`` (a Generator or a seed; None means 0) drives the subsample and the draws.
     """
-    mu, lv = _check(mu, logvar)
+    mu, lv = as_encodings(mu, logvar)
     n, d = mu.shape
     rate = float(kl_per_dim(mu, lv).sum())
     ceiling = mi_ceiling(n)
@@ -167,7 +167,8 @@ def log_mixture(
     return out
 
 
-def _check(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def as_encodings(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two non-empty [N, d] arrays of one shape as float64; ValueError otherwise."""
     mu = np.asarray(mu, dtype=np.float64)
     lv = np.asarray(logvar, dtype=np.float64)
     if mu.ndim != 2 or mu.shape != lv.shape or mu.shape[0] == 0:

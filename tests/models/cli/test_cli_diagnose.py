@@ -41,16 +41,20 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _gaussian(spec: str, latent_dim: int) -> RunConfig:
+    """Two epochs of a small MLP with a learned Gaussian likelihood on ``spec``."""
+    return RunConfig(
+        ModelConfig(arch="mlp", data_shape=(DIM,), latent_dim=latent_dim, hidden=(16,),
+                    likelihood="gaussian", obs_std=None),
+        ObjectiveConfig(beta=1.0),
+        TrainConfig(data=spec, epochs=2, batch_size=32, seed=0),
+    )
+
+
 @pytest.fixture(scope="module")
 def gaussian_run(data_file: Path) -> Path:
     out = data_file.parent / "gauss.h5"
-    cfg = RunConfig(
-        ModelConfig(arch="mlp", data_shape=(DIM,), latent_dim=4, hidden=(16,),
-                    likelihood="gaussian", obs_std=None),
-        ObjectiveConfig(beta=1.0),
-        TrainConfig(data=f"{data_file}:x", epochs=2, batch_size=32, seed=0),
-    )
-    result = Trainer.from_config(cfg, run_path=out, device="cpu").run()
+    result = Trainer.from_config(_gaussian(f"{data_file}:x", 4), run_path=out, device="cpu").run()
     assert result.status == "finished"
     return out
 
@@ -135,12 +139,7 @@ def test_an_8_bit_gaussian_run_reports_the_discrete_bound(capsys: pytest.Capture
     with h5py.File(data_file, "r") as f, h5py.File(bytes_file, "w") as g:
         g["x"] = np.rint(f["x"][()] * 255).astype(np.uint8)
     run = data_file.parent / "gauss8.h5"
-    cfg = RunConfig(
-        ModelConfig(arch="mlp", data_shape=(DIM,), latent_dim=3, hidden=(16,),
-                    likelihood="gaussian", obs_std=None),
-        ObjectiveConfig(beta=1.0),
-        TrainConfig(data=f"{bytes_file}:x", epochs=2, batch_size=32, seed=0),
-    )
+    cfg = _gaussian(f"{bytes_file}:x", 3)
     assert Trainer.from_config(cfg, run_path=run, device="cpu").run().status == "finished"
     with RunReader(run) as reader:
         assert reader.dataset_info["likelihood_kind"] == "discrete"
