@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             diagnosis = diagnose(
                 model, x, config.objective, iw_samples=args.iw_samples,
                 batch_size=args.batch_size, seed=args.seed, likelihood_kind=kind,
-                val_elbos=None if args.data else val_elbos,
+                val_elbos=val_elbos,
             )
     except NonFiniteModelError as exc:
         raise NonFiniteModelError(_non_finite_line(args.run_file, str(exc), status, message)) from None

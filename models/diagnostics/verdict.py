@@ -19,6 +19,7 @@ Rules (each threshold below is named and documented in docs/diagnostics.md):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,6 +45,8 @@ LARGE_OBS_STD_FRACTION = 0.5
 def training_state(val_elbos: Sequence[float] | None, data_dim: int | None) -> tuple[str, str]:
     """``("unknown" | "short" | "converged", words)`` from the validation ELBO per epoch."""
     if val_elbos is None or len(val_elbos) == 0 or not data_dim:
+        return "unknown", ""
+    if not all(math.isfinite(float(v)) for v in val_elbos[-2:]):
         return "unknown", ""
     if len(val_elbos) == 1:
         return "short", "after one epoch there is no history to judge convergence by"

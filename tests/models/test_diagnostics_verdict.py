@@ -90,6 +90,7 @@ def test_one_epoch_or_a_fast_rising_elbo_is_too_short_to_judge() -> None:
     assert dg.training_state(IMPROVING, 784)[0] == "short"
     assert dg.training_state(CONVERGED, 784)[0] == "converged"
     assert dg.training_state(None, 784)[0] == "unknown"
+    assert dg.training_state([-100.0, float("nan")], 784)[0] == "unknown"  # a diverged epoch
 
 
 def test_total_collapse_of_a_short_run_names_no_cause() -> None:
