@@ -2,8 +2,8 @@
 
 Diagnoses a trained run on its validation rows (the data set and indices recorded in the run file)
 or on the data named with ``--data``: ELBO, distortion, rate, the IWAE estimate of log p(x), the
-ELBO gap, bits/dim, I(X;Z), marginal KL, active units, per-dimension KL and activity, and a
-verdict. ``--json`` prints one JSON object with the stable keys of
+ELBO gap, bits/dim (discrete data only: see ``models.latent.discrete``), I(X;Z) with its ceiling,
+marginal KL, active units, per-dimension KL and activity, and a verdict. ``--json`` prints one JSON object with the stable keys of
 ``models.diagnostics.JSON_KEYS`` and nothing else on stdout. torch is imported only when the
 command runs, so building the CLI's parser stays torch-free.
 """
