@@ -29,8 +29,10 @@ DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {"mlp": (512, 256), "conv": (32, 64
 CONV_SIZES = (28, 32, 64)
 #: Seeds are whole numbers 0 <= S < SEED_LIMIT (torch's manual_seed takes a signed 64-bit int).
 SEED_LIMIT = 2**63
-#: The smallest fixed obs_std: the Gaussian likelihood's log-std is floored at -7 (models.nn.vae).
-MIN_OBS_STD = math.exp(-7.0)
+#: The Gaussian likelihood's log-std is floored here (models.nn.likelihoods); the smallest
+#: fixed obs_std is exp of it.
+LOG_STD_FLOOR = -7.0
+MIN_OBS_STD = math.exp(LOG_STD_FLOOR)
 
 
 from models.errors import ConfigError  # noqa: E402  (re-exported: models.config.ConfigError)

@@ -2,8 +2,8 @@
 
 Diagnoses a trained run on its validation rows (the data set and indices recorded in the run file)
 or on the data named with ``--data``: ELBO, distortion, rate, the IWAE estimate of log p(x), the
-ELBO gap, bits/dim, I(X;Z), marginal KL, active units, per-dimension KL and activity, and a
-verdict. ``--json`` prints one JSON object with the stable keys of
+ELBO gap, bits/dim (discrete data only: see ``models.latent.discrete``), I(X;Z) with its ceiling,
+marginal KL, active units, per-dimension KL and activity, and a verdict. ``--json`` prints one JSON object with the stable keys of
 ``models.diagnostics.JSON_KEYS`` and nothing else on stdout. torch is imported only when the
 command runs, so building the CLI's parser stays torch-free.
 """
@@ -70,7 +70,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    from models.diagnostics import NonFiniteModelError, diagnose
+    from models.diagnostics import NonFiniteModelError, diagnose, format_report
     from models.io.runfile import RunReader
     from models.training.devices import default_device
 
@@ -79,11 +79,14 @@ def run(args: argparse.Namespace) -> int:
         model = reader.load_model(device=default_device())
         x, source = _diagnosis_data(args, reader)
         status, message = reader.status, reader.message
+        kind = reader.dataset_info.get("likelihood_kind")
+        val_elbos = reader.epochs().get("val_elbo")
     try:
         with np.errstate(all="ignore"):
             diagnosis = diagnose(
                 model, x, config.objective, iw_samples=args.iw_samples,
-                batch_size=args.batch_size, seed=args.seed,
+                batch_size=args.batch_size, seed=args.seed, likelihood_kind=kind,
+                val_elbos=val_elbos,
             )
     except NonFiniteModelError as exc:
         raise NonFiniteModelError(_non_finite_line(args.run_file, str(exc), status, message)) from None
@@ -128,43 +131,24 @@ def _diagnosis_data(args: argparse.Namespace, reader: Any) -> tuple[np.ndarray, 
         limit = MAX_VAL_SAMPLES if args.max_samples is None else args.max_samples
         rows, note = subset(len(dataset), limit, args.seed)
         x = dataset.read(rows).reshape(len(rows), *cfg.model.data_shape)
-        return model_ready(x, cfg, dataset.name), f"{note}{len(dataset)} rows of {dataset.name}"
+        return model_ready(x, cfg, dataset.name, dequantized=_dequantized(reader, dataset)), f"{note}{len(dataset)} rows of {dataset.name}"
     if np.asarray(reader.val_indices).size == 0:
         raise DataError(f"{args.run_file}: the run file records no validation rows; use --data")
     got = validation_rows(reader, max_samples=args.max_samples, seed=args.seed)
     return got.x, got.description
 
 
-# --------------------------------------------------------------------------- the report
-def format_report(d: Any, run_file: str, source: str, data_dim: int, config: Any) -> str:
-    """The human-readable text ``diagnose`` prints."""
-    obj = config.objective
-    log2 = math.log(2.0)
-    lines = [
-        f"{run_file}: {source}",
-        f"  objective: beta {obj.beta:g}, KL warm-up {obj.warmup_steps} steps, "
-        f"free bits {obj.free_bits:g} nats; likelihood {config.model.likelihood}; "
-        f"all values nats per sample",
-        "",
-        f"  ELBO                 {d.elbo:12.4f}   = -(distortion + rate)",
-        f"  distortion D         {d.distortion:12.4f}   -E_q[log p(x|z)], "
-        f"{d.iw_samples} draws of z",
-        f"  rate R               {d.rate:12.4f}   KL(q(z|x) || p(z)), exact",
-        f"  IWAE log p(x) >=     {d.iwae:12.4f}   K = {d.iw_samples}",
-        f"  ELBO gap             {d.elbo_gap:12.4f}   IWAE - ELBO",
-        f"  bits/dim             {-d.iwae / (data_dim * log2):12.4f}   from IWAE "
-        f"(ELBO: {-d.elbo / (data_dim * log2):.4f}), {data_dim} dimensions",
-        f"  I(X;Z)               {d.mutual_info:12.4f}   mixture estimate, at most "
-        f"log N = {math.log(max(d.n_samples, 1)):.2f}",
-        f"  marginal KL          {d.marginal_kl:12.4f}   KL(q(z) || p(z)) = R - I(X;Z)",
-        f"  active units         {d.active_units:>5d} of {len(d.kl_per_dim)}"
-        "   variance of the posterior mean over the data > 0.01",
-        "",
-        "  dim   KL (nats)   activity   state",
-    ]
-    collapsed = set(d.collapsed_dims)
-    for i, (kl, act) in enumerate(zip(d.kl_per_dim, d.activity_per_dim)):
-        state = "collapsed" if i in collapsed else "active"
-        lines.append(f"  {i:>3d}  {kl:10.4f}  {act:9.4f}   {state}")
-    lines += ["", "verdict: " + d.verdict]
-    return "\n".join(lines)
+def _dequantized(reader: Any, dataset: Any) -> bool:
+    """Whether rows of ``dataset`` must be dequantised for this run: it was trained on
+    dequantised 8-bit data (a discrete Gaussian run), and then the data must be 8-bit too."""
+    from models.data.preprocessing import trained_dequantized
+    from models.latent.discrete import BYTE_SCALING
+
+    if not trained_dequantized(reader):
+        return False
+    if dataset.scaling != BYTE_SCALING:
+        raise DataError(
+            f"{dataset.name}: holds float values, but the model was trained on dequantised 8-bit "
+            "data; diagnose it on 8-bit data"
+        )
+    return True

@@ -203,7 +203,8 @@ class Progress:
                 f"epoch {ev.epoch}/{self.epochs}  step {ev.step}  "
                 f"train ELBO {ev.train_elbo:.2f}  val ELBO {ev.val_elbo:.2f} "
                 f"(D {ev.val_distortion:.2f}, R {ev.val_rate:.2f})  "
-                f"active {ev.active_units}/{d}  I(X;Z) {ev.mutual_info:.2f}  "
+                f"active {ev.active_units}/{d}  I(X;Z) {ev.mutual_info:.2f}"
+                f"{' (at its ceiling log N: a lower estimate)' if ev.mi_saturated else ''}  "
                 f"{ev.seconds:.1f}s",
                 file=self.out,
                 flush=True,

@@ -19,6 +19,7 @@ from models.data.dataset import Dataset, split_indices
 from models.data.hdf5 import run_data_spec
 from models.data.load import load_dataset
 from models.errors import ConfigError, DataError
+from models.latent import discrete
 
 #: The validation set is binarised once with this seed (whatever the run's seed), so runs with
 #: different seeds are scored on the same binary images.
@@ -53,12 +54,25 @@ def binarize_validation(x: np.ndarray, binarize: str, source: str = "the data") 
     return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
 
 
-def model_ready(x: np.ndarray, config: Any, source: str = "the data") -> np.ndarray:
+def model_ready(
+    x: np.ndarray, config: Any, source: str = "the data", dequantized: bool = False
+) -> np.ndarray:
     """Rows as a run's model saw its validation set: binarised for a Bernoulli likelihood
-    (:func:`binarize_validation`), unchanged otherwise. ``config`` is the run's RunConfig."""
-    if config.model.likelihood != "bernoulli":
-        return x
-    return binarize_validation(x, config.train.binarize, source)
+    (:func:`binarize_validation`), dequantised with the evaluation seed when the run was trained
+    on dequantised 8-bit data (``dequantized``: :func:`trained_dequantized`), unchanged
+    otherwise. ``config`` is the run's RunConfig."""
+    if config.model.likelihood == "bernoulli":
+        return binarize_validation(x, config.train.binarize, source)
+    if dequantized:
+        return discrete.dequantize_uint8(discrete.unit_to_bytes(x), discrete.EVAL_DEQUANTIZE_SEED)
+    return x
+
+
+def trained_dequantized(run: Any) -> bool:
+    """Whether a recorded run (a RunReader) trained a Gaussian on dequantised 8-bit data, as its
+    data description says (files from before dequantisation trained on k / 255: they did not)."""
+    kind = (run.dataset_info or {}).get("likelihood_kind")
+    return run.config.model.likelihood == "gaussian" and kind == discrete.LikelihoodKind.DISCRETE
 
 
 def bernoulli_bytes(k: np.ndarray, bits: np.random.BitGenerator) -> np.ndarray:
@@ -166,7 +180,9 @@ def validation_rows(
             )
         what = f"{len(rows)} validation rows of {dataset.name}"
     shape = tuple(cfg.model.data_shape)
-    x = model_ready(dataset.read(rows).reshape(len(rows), *shape), cfg, dataset.name)
+    x = model_ready(
+        dataset.read(rows).reshape(len(rows), *shape), cfg, dataset.name, trained_dequantized(run)
+    )
     pick, note = subset(len(rows), max_samples, seed)
     return RunRows(x[pick], rows[pick], dataset, f"{note}{what}")
 

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.diagnostics import ACTIVE_THRESHOLD
+from models.latent.stats import collapsed_from_activity
 from models.io.atomic import temp_prefix, write_temp_beside
 from models.errors import ExportError, ModelFileError, file_exists, first_line
 from models.io.onnx_runtime import FORMAT_VERSION, META_PREFIX, _open_session
@@ -113,7 +113,7 @@ def model_metadata(vae: VAE, role: Role) -> dict[str, Any]:
     if role == "encoder":
         meta["output"] = "mu, logvar of q(z|x)"
     if cfg.likelihood == "gaussian":
-        meta["obs_std"] = float(torch.exp(vae.likelihood.log_std.detach().clamp(min=-7.0)).cpu())
+        meta["obs_std"] = vae.likelihood.std
     return meta
 
 
@@ -184,7 +184,7 @@ def metadata_from_run(reader: Any) -> dict[str, Any]:
         if act is not None and len(act) > i and np.isfinite(np.asarray(act)[i]).all():
             row = np.asarray(act, dtype=np.float64)[i]
             meta["activity_per_dim"] = [float(v) for v in row]
-            meta["collapsed_dims"] = [int(j) for j in np.flatnonzero(row <= ACTIVE_THRESHOLD)]
+            meta["collapsed_dims"] = collapsed_from_activity(row)
     return meta
 
 

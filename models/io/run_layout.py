@@ -48,6 +48,8 @@ EPOCH_COLUMNS: dict[str, str] = {
     "active_units": "i4",
     "mutual_info": "f8",
     "marginal_kl": "f8",
+    "mi_ceiling": "f8",
+    "mi_saturated": "i1",
 }
 EPOCH_MATRICES = ("val_kl_per_dim", "activity_per_dim")
 EPOCH_STRINGS = {"verdict": VERDICT_BYTES}

@@ -191,7 +191,8 @@ class RunReader:
 
     def epochs(self, start: int = 0) -> dict[str, np.ndarray]:
         """Per epoch: epoch, step, time, seconds, train_/val_ elbo, distortion, rate,
-        active_units, mutual_info, marginal_kl (1-D), val_kl_per_dim and activity_per_dim
+        active_units, mutual_info, marginal_kl, mi_ceiling, mi_saturated (1-D; absent
+        in files written before they existed), val_kl_per_dim and activity_per_dim
         [n, d], verdict (strings); rows from ``start`` on."""
         return self._columns("epochs", start)
 

@@ -186,6 +186,8 @@ class RunWriter:
             "active_units": ev.active_units,
             "mutual_info": _float_or_nan(ev.mutual_info),
             "marginal_kl": _float_or_nan(ev.marginal_kl),
+            "mi_ceiling": _float_or_nan(ev.mi_ceiling),
+            "mi_saturated": int(ev.mi_saturated),
         }
         n = g["epoch"].shape[0]
         for name in EPOCH_COLUMNS:

@@ -19,12 +19,16 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-Mode = Literal["linear", "spherical"]
+# The latent statistics the views use, defined once in models.latent.stats (re-exported here).
+from models.latent.stats import (  # noqa: F401
+    ACTIVE_THRESHOLD,
+    activity,
+    collapsed_dims,
+    dims_by_kl,
+    kl_per_dim,
+)
 
-#: A dimension is active when the variance over the data of its posterior mean exceeds this;
-#: otherwise collapsed. The same rule as ``models.diagnostics.ACTIVE_THRESHOLD`` (Burda et al.
-#: 2016), repeated here because that module needs torch and this one must not.
-ACTIVE_THRESHOLD = 0.01
+Mode = Literal["linear", "spherical"]
 
 # Below this angle (radians) two vectors count as parallel and slerp falls back to lerp.
 _SLERP_MIN_ANGLE = 1e-4
@@ -94,35 +98,6 @@ def anchor_rows(n_anchors: int, steps: int) -> list[int]:
     return [k * (steps - 1) for k in range(n_anchors)]
 
 
-# --------------------------------------------------------------------------- KL and orderings
-def kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """Mean over samples of KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, nats: [d]."""
-    mu = np.asarray(mu, dtype=np.float64)
-    logvar = np.asarray(logvar, dtype=np.float64)
-    return (0.5 * (mu**2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
-
-
-def activity(mu: np.ndarray) -> np.ndarray:
-    """Variance over the data of each posterior mean (population variance): [d]."""
-    return np.asarray(mu, dtype=np.float64).var(axis=0)
-
-
-def collapsed_dims(mu: np.ndarray) -> list[int]:
-    """Dimensions whose posterior mean barely varies over the data (activity <= 0.01)."""
-    return [int(i) for i in np.flatnonzero(activity(mu) <= ACTIVE_THRESHOLD)]
-
-
-def dims_by_kl(kl: np.ndarray | None, latent_dim: int) -> np.ndarray:
-    """Dimension indices, most KL first (ties keep index order); index order without KL."""
-    if kl is None:
-        return np.arange(latent_dim)
-    kl = np.asarray(kl, dtype=np.float64)
-    if kl.shape != (latent_dim,):
-        raise ValueError(f"kl_per_dim has shape {kl.shape}, expected ({latent_dim},)")
-    return np.argsort(-kl, kind="stable")
-
-
-# --------------------------------------------------------------------------- projections
 def pca(x: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Principal components of the rows of ``x`` [N, d].
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import torch
 
 from models.config import ObjectiveConfig
-from models.nn.vae import LOG_2PI, VAE
+from models.errors import ConfigError
+from models.latent.stats import LOG_2PI
+from models.nn.vae import VAE
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -24,8 +26,17 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))) summed over the last axis."""
+    """log N(z; mu, diag(exp(logvar))) summed over the last axis, for any z.
+
+    For a draw ``z = mu + sigma * eps`` use ``log_normal_from_noise(eps, logvar)``: the same value
+    without forming ``z - mu``, which loses float32 precision when sigma << |mu|.
+    """
     return -0.5 * (LOG_2PI + logvar + (z - mu).square() * torch.exp(-logvar)).sum(-1)
+
+
+def log_normal_from_noise(eps: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(mu + sigma eps; mu, sigma^2) summed over the last axis: -1/2 (log 2pi + lv + eps^2)."""
+    return -0.5 * (LOG_2PI + logvar + eps.square()).sum(-1)
 
 
 def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
@@ -87,6 +98,33 @@ def training_loss(terms: ElboTerms, beta_t: float, free_bits: float = 0.0) -> to
 
 
 @torch.no_grad()
+def importance_weights(
+    vae: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 64
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """K draws z_k ~ q(z|x) per sample: ``(log p(x|z_k) [K, B], log w_k [K, B], mu, logvar)``.
+
+    ``log w = log p(x|z) + log p(z) - log q(z|x)``, with log q from the standard-normal noise.
+    ``chunk`` limits how many of the K samples are decoded at once ([chunk, B, d] draws each), so
+    one generator state gives the same draws whatever uses them. ``k < 1``: ConfigError.
+    """
+    if int(k) < 1:
+        raise ConfigError(f"the number of importance samples must be at least 1, not {k}")
+    mu, logvar = vae.encode(x)
+    b, d = mu.shape
+    log_px_parts, log_w_parts = [], []
+    done = 0
+    while done < k:
+        kk = min(chunk, k - done)
+        eps = torch.randn((kk, b, d), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps  # [kk, B, d]
+        xf = x.unsqueeze(0).expand(kk, *x.shape).reshape(kk * b, *x.shape[1:])
+        log_px = vae.log_px_given_z(xf, z.reshape(kk * b, d)).reshape(kk, b)
+        log_px_parts.append(log_px)
+        log_w_parts.append(log_px + log_standard_normal(z) - log_normal_from_noise(eps, logvar))
+        done += kk
+    return torch.cat(log_px_parts, 0), torch.cat(log_w_parts, 0), mu, logvar
+
+
 def iwae_bound(
     vae: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 64
 ) -> torch.Tensor:
@@ -94,27 +132,7 @@ def iwae_bound(
 
     log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K, z_k ~ q(z|x).
     It is a lower bound on log p(x) that tightens as K grows; K = 1 is the ELBO (in expectation).
-    ``chunk`` limits how many of the K samples are decoded at once.
+    ``chunk`` limits how many of the K samples are decoded at once. ``k < 1``: ConfigError.
     """
-    mu, logvar = vae.encode(x)
-    b, d = mu.shape
-    parts = []
-    done = 0
-    while done < k:
-        kk = min(chunk, k - done)
-        eps = torch.randn((kk, b, d), generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps  # [kk, B, d]
-        zf = z.reshape(kk * b, d)
-        xf = x.unsqueeze(0).expand(kk, *x.shape).reshape(kk * b, *x.shape[1:])
-        log_px = vae.log_px_given_z(xf, zf).reshape(kk, b)
-        log_pz = log_standard_normal(z)
-        log_qz = log_normal(z, mu, logvar)
-        parts.append(log_px + log_pz - log_qz)
-        done += kk
-    log_w = torch.cat(parts, 0)
+    _log_px, log_w, _mu, _lv = importance_weights(vae, x, k, generator, chunk)
     return torch.logsumexp(log_w, 0) - math.log(k)
-
-
-def bits_per_dim(nats_per_sample: float, data_dim: int) -> float:
-    """Convert a per-sample negative log-likelihood in nats to bits per data dimension."""
-    return nats_per_sample / (data_dim * math.log(2.0))

@@ -1,64 +1,22 @@
 """The VAE: diagonal-Gaussian encoder q(z|x), standard-normal prior p(z), decoder p(x|z).
 
-``encode``, ``decode`` and ``sample`` are separate so the decoder exports alone. Say which value a
+``encode`` and ``decode`` are separate so the decoder exports alone. Say which value a
 function returns: ``encode`` returns the posterior's parameters (mean and log-variance), never a
 sample; ``decode`` returns the *mean* of p(x|z) (probabilities for Bernoulli, means for Gaussian);
 ``decoder_params`` returns the raw likelihood parameter (logits, or means).
 
-Every log-density here is a true log-density in nats, normalising constants included.
+The likelihoods live in ``models.nn.likelihoods``; every log-density is a true log-density in
+nats, normalising constants included.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from models.config import ModelConfig
-
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-# --------------------------------------------------------------------------- likelihoods
-class BernoulliLikelihood(nn.Module):
-    """p(x|z) = prod_j Bernoulli(x_j; sigmoid(logit_j)), for binary x."""
-
-    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) per sample, summed over all data dimensions: shape [B]."""
-        nll = F.binary_cross_entropy_with_logits(params, x, reduction="none")
-        return -nll.flatten(1).sum(1)  # negated after the sum: one pass fewer over the pixels
-
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(params)
-
-
-class GaussianLikelihood(nn.Module):
-    """p(x|z) = prod_j N(x_j; mu_j, sigma^2) with one shared sigma, fixed or learned."""
-
-    def __init__(self, obs_std: float | None) -> None:
-        super().__init__()
-        self.learned = obs_std is None
-        init = 0.0 if obs_std is None else math.log(obs_std)
-        log_std = torch.tensor(float(init))
-        if self.learned:
-            self.log_std = nn.Parameter(log_std)
-        else:
-            self.register_buffer("log_std", log_std)
-
-    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        log_std = self.log_std.clamp(min=-7.0)  # keeps the density finite on constant pixels
-        z = (x - params) * torch.exp(-log_std)
-        ll = -0.5 * z.square() - log_std - 0.5 * LOG_2PI
-        return ll.flatten(1).sum(1)
-
-    def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return params
-
-    @property
-    def std(self) -> float:
-        return float(torch.exp(self.log_std.detach().clamp(min=-7.0)))
+from models.nn.likelihoods import make_likelihood
 
 
 # --------------------------------------------------------------------------- networks
@@ -177,10 +135,7 @@ class VAE(nn.Module):
         else:
             self.encoder = ConvEncoder(cfg)
             self.decoder = ConvDecoder(cfg)
-        if cfg.likelihood == "bernoulli":
-            self.likelihood: nn.Module = BernoulliLikelihood()
-        else:
-            self.likelihood = GaussianLikelihood(cfg.obs_std)
+        self.likelihood: nn.Module = make_likelihood(cfg)
 
     @property
     def latent_dim(self) -> int:
@@ -206,12 +161,6 @@ class VAE(nn.Module):
         """log p(x|z) in nats per sample, [B]; x in the data's shape (or flat)."""
         params = self.decoder(z)
         return self.likelihood.log_prob(params, x.reshape(params.shape))
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Means of p(x|z) for n draws z ~ N(0, I)."""
-        z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
-        return self.decode(z)
 
     @staticmethod
     def reparameterize(

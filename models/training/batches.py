@@ -17,6 +17,8 @@ import torch
 from models.config import RunConfig
 from models.data import Dataset, bernoulli_bytes, binarize_validation, check_unit_range
 from models.errors import DataError
+from models.latent import discrete
+from models.nn.likelihoods import dequantize_bytes
 
 _READ_CHUNK = 8192  # rows converted at a time when moving a data set to the device
 _BINARIZE_STREAM = 1  # with the run's seed, seeds the bits of dynamic binarisation on the CPU
@@ -38,6 +40,7 @@ class TrainingBatches:
         config: RunConfig,
         device: torch.device,
         generator: torch.Generator,
+        dequantize: bool = False,
     ) -> None:
         self.data = data
         self.indices = indices
@@ -46,6 +49,7 @@ class TrainingBatches:
         self.seed = config.train.seed
         self.binary = config.model.likelihood == "bernoulli"
         self.dynamic = self.binary and config.train.binarize == "dynamic"
+        self.dequantize = dequantize  # 8-bit data under a Gaussian: (k + u) / 256 each batch
         self.device = device
         self._gen = generator
         self._bits = np.random.PCG64([self.seed, _BINARIZE_STREAM])  # see bernoulli_bytes
@@ -110,6 +114,8 @@ class TrainingBatches:
                 r = torch.randint(0, 255, xb.shape, generator=self._gen, dtype=torch.uint8, device=xb.device)
                 return (r < xb).float()
             return (torch.rand(xb.shape, generator=self._gen, device=xb.device) < xb).float()
+        if self.dequantize:
+            return dequantize_bytes(xb if self.kind == "bytes" else (xb * 255.0).round_(), self._gen)
         x = xb.float().div_(255.0) if self.kind == "bytes" else xb
         if self.binary:  # threshold
             return (x > 0.5).float()
@@ -142,10 +148,15 @@ def validation_array(
     return arr
 
 
-def validation_tensor(val_raw: np.ndarray, config: RunConfig, device: torch.device) -> torch.Tensor:
+def validation_tensor(
+    val_raw: np.ndarray, config: RunConfig, device: torch.device, dequantize: bool = False
+) -> torch.Tensor:
     """The validation rows on the device as the model scores them: binarised once for a
-    Bernoulli likelihood (uint8 0/1), float32 otherwise."""
+    Bernoulli likelihood (uint8 0/1), dequantised once with the evaluation seed for 8-bit data
+    under a Gaussian, float32 otherwise."""
     x = val_raw
     if config.model.likelihood == "bernoulli":
         x = binarize_validation(x, config.train.binarize).astype(np.uint8)
+    elif dequantize:
+        x = discrete.dequantize_uint8(discrete.unit_to_bytes(x), discrete.EVAL_DEQUANTIZE_SEED)
     return torch.from_numpy(np.ascontiguousarray(x)).to(device)

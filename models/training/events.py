@@ -74,6 +74,9 @@ class EpochEvent:
     ``activity_per_dim``, ``active_units``, ``mutual_info`` (I(X;Z)) and ``marginal_kl`` come
     from ``diagnostics.latent_summary`` of its encodings, ``verdict`` from
     ``diagnostics.verdict``. ``seconds`` is the epoch's wall time, validation included.
+    ``mi_ceiling`` is log N of the validation rows; when ``mi_saturated`` the I(X;Z) estimate
+    is a lower estimate and the marginal KL an upper one. ``likelihood_kind``: "discrete" (the
+    ELBOs bound log-probabilities: binary or dequantised 8-bit data) or "continuous" (densities).
     """
 
     epoch: int
@@ -92,6 +95,9 @@ class EpochEvent:
     seconds: float
     verdict: str
     collapsed_dims: list[int] = field(default_factory=list)
+    mi_ceiling: float = float("nan")
+    mi_saturated: bool = False
+    likelihood_kind: str = "continuous"
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 @dataclass
 class Interval:
     """The finite steps since the previous report: ``mean`` [D, KL_1..KL_d] weighted by rows,
-    the last finite step, the rows trained on and the seconds they took (validation and pauses
+    the last finite step, the finite steps' rows and the seconds they took (validation and pauses
     excluded); ``bad_row``/``bad_step`` the first non-finite step's values, if one was."""
 
     mean: np.ndarray | None
@@ -78,9 +78,7 @@ class StepMeter:
         self._sizes.clear()
         finite = np.isfinite(rows).all(1)
         n_good = len(rows) if finite.all() else int(np.argmin(finite))
-        now = time.perf_counter()
-        seconds = max(now - self._t_mark - self._excluded, 1e-9)
-        self._t_mark, self._excluded = now, 0.0
+        seconds = max(time.perf_counter() - self._t_mark - self._excluded, 1e-9)
         mean = None
         if n_good:
             good, w = rows[:n_good], sizes[:n_good]
@@ -89,4 +87,9 @@ class StepMeter:
             self._epoch_count += w.sum()
             mean = weighted / w.sum()
         bad = rows[n_good] if n_good < len(rows) else None
-        return Interval(mean, first + n_good - 1, float(sizes.sum()), seconds, bad, first + n_good)
+        return Interval(mean, first + n_good - 1, float(sizes[:n_good].sum()), seconds, bad, first + n_good)
+
+    def start_interval(self) -> None:
+        """Start timing the next interval now: what ran since the drain (the report's listeners,
+        the finiteness check) is not charged to the next interval's throughput."""
+        self._t_mark, self._excluded = time.perf_counter(), 0.0

@@ -31,6 +31,8 @@ import torch
 from models.config import RunConfig
 from models.data import Dataset, load_dataset, run_split
 from models.errors import ConfigError, DataError, error_line
+from models.diagnostics.summary import data_spread
+from models.latent import discrete
 from models.nn.objectives import elbo_terms, kl_weight, training_loss
 from models.nn.vae import VAE
 from models.training.batches import TrainingBatches, validation_array, validation_tensor
@@ -106,6 +108,11 @@ class Trainer:
         self.n_train = len(idx)
         self.steps_per_epoch = math.ceil(self.n_train / tc.batch_size)
         self.total_steps = self.steps_per_epoch * tc.epochs
+        # 8-bit data under a Gaussian: trained on (k + u) / 256, reported as discrete bounds
+        self.dequantize = discrete.needs_dequantization(mc.likelihood, train.scaling)
+        self.likelihood_kind = discrete.likelihood_kind(mc.likelihood, self.dequantize)
+        self._bin_nats = discrete.bin_log_volume(mc.data_dim, self.dequantize)
+        self._val_elbos: list[float] = []  # the verdict's evidence of convergence
 
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, identical on any device
             torch.manual_seed(tc.seed)
@@ -121,8 +128,9 @@ class Trainer:
         self.n_val = len(self._val_raw)
         if self.n_val == 0:
             raise DataError(f"{train.name}: the validation set is empty")
+        self._val_spread = data_spread(self._val_raw)
         # in-memory rows reach the device now, so unusable data fail before a listener starts
-        self.batches = TrainingBatches(train, idx, config, self.device, self._gen)
+        self.batches = TrainingBatches(train, idx, config, self.device, self._gen, self.dequantize)
         self.meter = StepMeter(mc.latent_dim, tc.log_every, self.device)
         self.optimizer.found_inf = self.meter.found_inf  # type: ignore[attr-defined]
         self._val_dev: torch.Tensor | None = None  # moved to the device when the run starts
@@ -218,7 +226,7 @@ class Trainer:
             raise RuntimeError("a Trainer runs once; make a new one for another run")
         self._ran = True
         info = self.train_data.describe()
-        info.update(n_train=int(self.n_train), n_val=int(self.n_val))
+        info.update(n_train=int(self.n_train), n_val=int(self.n_val), likelihood_kind=self.likelihood_kind.value)
         self._emit(StartEvent(self.config, info, self.val_indices, self._weights(), self.total_steps))
         if self._callback_error is not None:  # a listener could not start: nothing was trained
             raise self._callback_error
@@ -252,7 +260,8 @@ class Trainer:
     def _loop(self) -> tuple[RunStatus, str]:
         """The epochs: steps with a report every ``log_every``, then a validation per epoch."""
         tc = self.config.train
-        self._val_dev = validation_tensor(self._val_raw, self.config, self.device)
+        self._val_dev = validation_tensor(self._val_raw, self.config, self.device, self.dequantize)
+        self.meter.start_interval()  # the listeners' start (a file, a window) is not training
         for epoch in range(1, tc.epochs + 1):
             self.epoch, t_epoch = epoch, time.perf_counter()
             self.meter.new_epoch()
@@ -314,11 +323,12 @@ class Trainer:
             self._good_step = iv.last_step
             kl = iv.mean[1 : d + 1]
             rate = float(kl.sum())
+            dist = float(iv.mean[0]) + self._bin_nats
             self._emit(StepEvent(
                 step=self._good_step,
                 epoch=self.epoch,
-                elbo=-(float(iv.mean[0]) + rate),
-                distortion=float(iv.mean[0]),
+                elbo=-(dist + rate),
+                distortion=dist,
                 rate=rate,
                 kl_per_dim=kl.copy(),
                 beta=float(kl_weight(self._good_step - 1, self.config.objective)),
@@ -338,6 +348,7 @@ class Trainer:
         # no next step has run yet, so look at the weights (once per interval, not per step).
         if not all_finite(self._params):
             return self._diverged(self.step, self.epoch, "its gradients were not finite")
+        self.meter.start_interval()  # logging, listeners and checks are not training time
         return None
 
     def _diverged(self, step: int, epoch: int, what: str) -> str:
@@ -376,19 +387,22 @@ class Trainer:
         model.train()
         mu = torch.cat(mus).double().cpu().numpy()
         lv = torch.cat(lvs).double().cpu().numpy()
-        distortion = float(dist_sum) / self.n_val
+        distortion = float(dist_sum) / self.n_val + self._bin_nats
         if not (math.isfinite(distortion) and np.isfinite(mu).all() and np.isfinite(lv).all()):
             what = "distortion was" if not math.isfinite(distortion) else "encodings were"
             return self._diverged(self._good_step, epoch, f"the validation {what} not finite")
         summary = latent_summary(mu, lv, rng=0)
         rate = float(summary["rate"])
+        self._val_elbos.append(-(distortion + rate))
+        summary.update(val_elbos=list(self._val_elbos), data_std=self._val_spread)
         tr = self.meter.epoch_means()
         tr_rate = float(tr[1:].sum())
+        tr_dist = float(tr[0]) + self._bin_nats
         return EpochEvent(
             epoch=epoch,
             step=self._good_step,
-            train_elbo=-(float(tr[0]) + tr_rate),
-            train_distortion=float(tr[0]),
+            train_elbo=-(tr_dist + tr_rate),
+            train_distortion=tr_dist,
             train_rate=tr_rate,
             val_elbo=-(distortion + rate),
             val_distortion=distortion,
@@ -401,4 +415,7 @@ class Trainer:
             seconds=time.perf_counter() - t_epoch,
             verdict=verdict(summary, self.config.objective, self.config.model),
             collapsed_dims=list(summary["collapsed_dims"]),
+            mi_ceiling=float(summary["mi_ceiling"]),
+            mi_saturated=bool(summary["mi_saturated"]),
+            likelihood_kind=self.likelihood_kind.value,
         )

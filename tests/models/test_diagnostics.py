@@ -75,7 +75,9 @@ def test_mutual_information_is_capped_by_log_n() -> None:
     n = 50
     mu = g.standard_normal((n, 3)) * 10
     logvar = np.full((n, 3), -12.0)
-    mi = dg.mutual_information(mu, logvar)
+    est = dg.mutual_information(mu, logvar)
+    mi = est.raw
+    assert est.saturated and est.ceiling == pytest.approx(math.log(n))
     assert mi <= math.log(n) + 1e-9
     assert mi == pytest.approx(math.log(n), abs=1e-3)
 
@@ -92,14 +94,15 @@ def test_prior_posteriors_carry_no_information() -> None:
 def test_mixture_density_expansion_matches_direct_evaluation() -> None:
     """The matrix-product form of log q^(z) agrees with a direct sum over components, also for
     narrow posteriors where the expansion could lose precision."""
+    from models.latent.stats import log_mixture
+
     g = torch.Generator().manual_seed(0)
     mu = torch.randn(300, 6, generator=g, dtype=torch.float64) * 2
     logvar = torch.randn(300, 6, generator=g, dtype=torch.float64) * 3 - 4
     z = torch.randn(40, 6, generator=g, dtype=torch.float64) * 2
     direct = Normal(mu[None], torch.exp(0.5 * logvar[None])).log_prob(z[:, None]).sum(-1)
-    torch.testing.assert_close(
-        dg._log_mixture(z, mu, logvar), torch.logsumexp(direct, 1), rtol=1e-9, atol=1e-7
-    )
+    ours = log_mixture(z.numpy(), mu.numpy(), logvar.numpy())
+    np.testing.assert_allclose(ours, torch.logsumexp(direct, 1).numpy(), rtol=1e-9, atol=1e-7)
 
 
 def test_latent_summary_rejects_bad_input() -> None:
@@ -132,7 +135,7 @@ def test_diagnose_the_exact_ppca_model() -> None:
     ppca = PPCA()
     vae = ppca.vae()
     x = ppca.sample(500, seed=3)
-    d = dg.diagnose(vae, x, ObjectiveConfig(), iw_samples=50, batch_size=64, seed=0)
+    d = dg.diagnose(vae, x, ObjectiveConfig(), iw_samples=100, batch_size=100, seed=0)
     log_px = ppca.log_px(x).mean()
     assert d.iwae == pytest.approx(log_px, abs=1e-6)
     assert abs(d.elbo - log_px) < 0.05
@@ -154,9 +157,14 @@ def test_diagnosis_json_has_exactly_the_stable_keys_and_is_consistent() -> None:
     d = dg.diagnose(vae, x, iw_samples=10, batch_size=50, seed=3)
     j = d.to_json_dict()
     assert list(j) == list(dg.JSON_KEYS)
-    assert set(j) == {"elbo", "distortion", "rate", "iwae", "elbo_gap", "mutual_info",
-                      "marginal_kl", "active_units", "kl_per_dim", "activity_per_dim",
-                      "collapsed_dims", "verdict", "n_samples"}
+    assert set(j) == {"elbo", "distortion", "rate", "iwae", "elbo_gap", "iw_samples",
+                      "likelihood_kind", "bits_per_dim", "mutual_info", "mutual_info_stderr",
+                      "mi_ceiling", "mi_saturated", "marginal_kl", "active_units", "kl_per_dim",
+                      "activity_per_dim", "collapsed_dims", "collapsed_kl", "verdict",
+                      "n_samples"}
+    # float data under a Gaussian: a density, so no bits/dim
+    assert j["likelihood_kind"] == "continuous" and j["bits_per_dim"] is None
+    assert j["mi_ceiling"] == pytest.approx(math.log(120)) and j["mi_saturated"] is False
     for k in ("elbo", "distortion", "rate", "iwae", "elbo_gap", "mutual_info", "marginal_kl"):
         assert isinstance(j[k], float) and math.isfinite(j[k])
     assert isinstance(j["active_units"], int) and isinstance(j["n_samples"], int)
@@ -271,7 +279,8 @@ def test_beta_1_keeps_about_as_many_active_units_as_signal_directions(ppca_split
     assert len(d.collapsed_dims) == 8 - SIGNAL_DIMS
     _check_rate_split(d)
     assert d.mutual_info > 2.0  # three directions carry real information
-    assert "normal" in d.verdict and "not an error" in d.verdict.lower()
+    assert "not an error" in d.verdict.lower()
+    assert "latent_dim =" not in d.verdict  # convergence unknown: no smaller size suggested
 
 
 def test_beta_50_collapses_every_dimension(ppca_split) -> None:
@@ -284,78 +293,6 @@ def test_beta_50_collapses_every_dimension(ppca_split) -> None:
     _check_rate_split(d)
     v = d.verdict.lower()
     assert "collapse" in v and "beta = 50" in v and "lower beta" in v
-
-
-# --------------------------------------------------------------------------- the verdict's words
-def _summary(kl: list[float], active: list[bool], rate: float | None = None, mi: float = 1.0,
-             **extra) -> dict:
-    r = sum(kl) if rate is None else rate
-    s = {
-        "kl_per_dim": kl,
-        "activity_per_dim": [1.0 if a else 0.0 for a in active],
-        "active_units": sum(active),
-        "collapsed_dims": [i for i, a in enumerate(active) if not a],
-        "rate": r,
-        "mutual_info": mi,
-        "marginal_kl": r - mi,
-        "n_samples": 10000,
-    }
-    s.update(extra)
-    return s
-
-
-def test_verdict_some_collapsed_at_beta_1_is_normal() -> None:
-    s = _summary([2.0, 2.0, 0.0, 0.0, 0.0], [True, True, False, False, False], mi=3.8)
-    v = dg.verdict(s, ObjectiveConfig(beta=1.0), None)
-    assert v.startswith("3 of 5 dimensions collapsed (dims 2, 3, 4), 2 active")
-    assert "normal" in v and "latent_dim = 2" in v
-
-
-def test_verdict_some_collapsed_with_a_large_beta_names_beta() -> None:
-    s = _summary([0.2, 0.2] + [0.0] * 8, [True, True] + [False] * 8, mi=0.35)
-    v = dg.verdict(s, ObjectiveConfig(beta=4.0, warmup_steps=0), None)
-    assert v.startswith("8 of 10 dimensions collapsed") and "rate 0.40 nats" in v
-    assert "beta = 4" in v and "lower beta" in v and "normal" not in v
-
-
-def test_verdict_all_collapsed_names_the_causes() -> None:
-    s = _summary([0.0] * 4, [False] * 4, mi=0.0)
-    cfg = ModelConfig(arch="mlp", data_shape=(5,), latent_dim=4, hidden=(8,),
-                      likelihood="gaussian", obs_std=1.0)
-    v = dg.verdict(s, ObjectiveConfig(beta=1.0, warmup_steps=0), cfg)
-    assert v.startswith("All 4 latent dimensions collapsed (posterior collapse)")
-    assert "ignores z" in v and "warm" in v and "obs_std = 1" in v and "free bits" in v
-    assert "beta = " not in v  # beta 1 is not blamed
-    v2 = dg.verdict(s, ObjectiveConfig(beta=1.0, warmup_steps=500, free_bits=0.5), None)
-    assert "no warm-up" not in v2 and "set free bits" not in v2 and "decoder strong" in v2
-
-
-def test_verdict_none_collapsed_and_the_gap() -> None:
-    s = _summary([1.0] * 3, [True] * 3, mi=2.9, elbo=-100.0, iwae=-92.0, elbo_gap=8.0,
-                 iw_samples=100)
-    v = dg.verdict(s, ObjectiveConfig(), None)
-    assert v.startswith("All 3 dimensions active")
-    assert "Large ELBO gap" in v and "8.00 nats" in v and "IWAE-100" in v
-    small = dg.verdict(dict(s, iwae=-99.9, elbo_gap=0.1), ObjectiveConfig(), None)
-    assert "Large" not in small and "closely" in small
-    usual = dg.verdict(dict(s, iwae=-98.5, elbo_gap=1.5), ObjectiveConfig(), None)
-    assert "Large" not in usual and "usual inference gap" in usual
-
-
-def test_verdict_notes_marginal_kl_and_the_estimator_ceiling() -> None:
-    s = _summary([2.0, 2.0], [True, True], mi=1.0)
-    assert "marginal KL" in dg.verdict(s)
-    near_cap = dict(s, mutual_info=math.log(10000) - 0.3, marginal_kl=0.0, rate=math.log(10000))
-    v = dg.verdict(near_cap)
-    assert "ceiling" in v and "lower estimate" in v
-
-
-def test_verdict_warns_when_active_dimensions_carry_little_information() -> None:
-    s = _summary([0.05] * 4, [True] * 4, mi=0.1)
-    v = dg.verdict(s)
-    assert v.startswith("All 4 dimensions active") and "little information" in v
-    assert "more latent dimensions" not in v
-    assert "little information" not in dg.verdict(_summary([1.0] * 4, [True] * 4, mi=3.0))
 
 
 def test_diagnose_refuses_a_seed_outside_64_bits() -> None:

@@ -41,16 +41,20 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _gaussian(spec: str, latent_dim: int) -> RunConfig:
+    """Two epochs of a small MLP with a learned Gaussian likelihood on ``spec``."""
+    return RunConfig(
+        ModelConfig(arch="mlp", data_shape=(DIM,), latent_dim=latent_dim, hidden=(16,),
+                    likelihood="gaussian", obs_std=None),
+        ObjectiveConfig(beta=1.0),
+        TrainConfig(data=spec, epochs=2, batch_size=32, seed=0),
+    )
+
+
 @pytest.fixture(scope="module")
 def gaussian_run(data_file: Path) -> Path:
     out = data_file.parent / "gauss.h5"
-    cfg = RunConfig(
-        ModelConfig(arch="mlp", data_shape=(DIM,), latent_dim=4, hidden=(16,),
-                    likelihood="gaussian", obs_std=None),
-        ObjectiveConfig(beta=1.0),
-        TrainConfig(data=f"{data_file}:x", epochs=2, batch_size=32, seed=0),
-    )
-    result = start_run(cfg, out, device="cpu").run()
+    result = start_run(_gaussian(f"{data_file}:x", 4), out, device="cpu").run()
     assert result.status == "finished"
     return out
 
@@ -111,16 +115,49 @@ def test_text_report(capsys: pytest.CaptureFixture, gaussian_run: Path) -> None:
     code, out, err = _cli(capsys, str(gaussian_run), "--iw-samples", "10")
     assert code == 0 and err == ""
     for words in ("validation rows of", "ELBO", "distortion D", "rate R", "IWAE log p(x)",
-                  "ELBO gap", "bits/dim", "I(X;Z)", "marginal KL", "active units", "verdict: "):
+                  "ELBO gap", "I(X;Z)", "marginal KL", "active units", "verdict: ",
+                  "gaussian (continuous)", "log-densities of continuous data (no bits/dim)",
+                  "at most log N = 3.00"):
         assert words in out, words
+    assert "bits/dim  " not in out  # float data: a density, which has no bits/dim
     table = [line for line in out.splitlines() if line.strip().endswith(("active", "collapsed"))]
     assert len(table) == 4
     # the numbers printed are the JSON's
     code, js, _ = _cli(capsys, str(gaussian_run), "--iw-samples", "10", "--json")
     j = json.loads(js)
     assert f"{j['elbo']:12.4f}" in out and f"{j['iwae']:12.4f}" in out
-    bpd = -j["iwae"] / (DIM * math.log(2.0))
-    assert f"{bpd:12.4f}" in out
+    assert j["likelihood_kind"] == "continuous" and j["bits_per_dim"] is None
+    assert j["mi_ceiling"] == pytest.approx(math.log(20)) and isinstance(j["mi_saturated"], bool)
+
+
+def test_an_8_bit_gaussian_run_reports_the_discrete_bound(capsys: pytest.CaptureFixture,
+                                                          data_file: Path) -> None:
+    """8-bit data under a Gaussian: trained and diagnosed on (k + u) / 256, so -log p includes
+    D log 256 and bits/dim is positive; diagnose dequantises the validation rows exactly as the
+    trainer did (same seed), so its exact rate is the trainer's last validation rate."""
+    bytes_file = data_file.parent / "bytes.h5"
+    with h5py.File(data_file, "r") as f, h5py.File(bytes_file, "w") as g:
+        g["x"] = np.rint(f["x"][()] * 255).astype(np.uint8)
+    run = data_file.parent / "gauss8.h5"
+    cfg = _gaussian(f"{bytes_file}:x", 3)
+    assert start_run(cfg, run, device="cpu").run().status == "finished"
+    with RunReader(run) as reader:
+        assert reader.dataset_info["likelihood_kind"] == "discrete"
+        epochs = reader.epochs()
+    assert epochs["mi_ceiling"][-1] == pytest.approx(math.log(20))
+    assert set(epochs["mi_saturated"]) <= {0, 1}
+    code, js, err = _cli(capsys, str(run), "--json", "--iw-samples", "50")
+    assert code == 0 and err == ""
+    j = json.loads(js)
+    _check_consistent(j)
+    assert j["likelihood_kind"] == "discrete"
+    assert j["bits_per_dim"] == pytest.approx(-j["iwae"] / (DIM * math.log(2.0)), rel=1e-12)
+    assert j["bits_per_dim"] > 0 and j["distortion"] > 0
+    assert j["rate"] == pytest.approx(float(epochs["val_rate"][-1]), rel=1e-6)
+    # the training curves are on the same discrete scale as the diagnosis
+    assert abs(j["elbo"] - float(epochs["val_elbo"][-1])) < 0.05 * abs(j["elbo"])
+    code, out, _ = _cli(capsys, str(run), "--iw-samples", "50")
+    assert "gaussian (discrete)" in out and f"{j['bits_per_dim']:12.4f}" in out
 
 
 def test_json_is_seeded_and_options_apply(capsys: pytest.CaptureFixture, gaussian_run: Path,

@@ -73,23 +73,6 @@ def test_interpolate_path_rejects_bad_input(kwargs):
         lm.interpolate_path(np.zeros((2, 2)), 3, mode="cubic")
 
 
-def test_kl_per_dim_matches_closed_form():
-    mu = np.array([[1.0, 0.0], [-1.0, 0.0]])
-    logvar = np.array([[0.0, np.log(4.0)], [0.0, np.log(4.0)]])
-    kl = lm.kl_per_dim(mu, logvar)
-    np.testing.assert_allclose(kl, [0.5, 0.5 * (4 - 1 - np.log(4))])
-
-
-def test_activity_and_collapse_follow_the_diagnostics_rule():
-    from models import diagnostics
-
-    assert lm.ACTIVE_THRESHOLD == diagnostics.ACTIVE_THRESHOLD
-    rng = np.random.default_rng(0)
-    mu = np.stack([rng.standard_normal(500), 0.05 * rng.standard_normal(500), np.ones(500)], 1)
-    np.testing.assert_allclose(lm.activity(mu), diagnostics.activity(mu))
-    assert lm.collapsed_dims(mu) == [1, 2]
-
-
 def test_dims_by_kl_orders_most_first_and_checks_size():
     np.testing.assert_array_equal(lm.dims_by_kl(np.array([0.1, 3.0, 0.0, 3.0]), 4), [1, 3, 0, 2])
     np.testing.assert_array_equal(lm.dims_by_kl(None, 3), [0, 1, 2])
@@ -181,7 +164,7 @@ def test_prior_samples_are_reproducible_standard_normal():
 
 def test_imports_no_torch_and_no_qt():
     code = (
-        "import sys, models.latent.geometry\n"
+        "import sys, models.latent.geometry, models.latent.stats, models.latent.discrete\n"
         "bad = [m for m in ('torch', 'PySide6', 'pyqtgraph') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
