@@ -1,4 +1,4 @@
-"""One module per CLI subcommand: ``add_parser(subparsers)`` sets ``handler=run``."""
+"""Argument types shared by the subcommands (the seed, checked against the config's limit)."""
 
 from __future__ import annotations
 

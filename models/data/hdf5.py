@@ -390,20 +390,3 @@ def _label_names(obj: Any, values: np.ndarray) -> list[str] | None:
             return names
     return [str(i) for i in range(k)] if k <= 1000 else None
 
-
-def run_data_spec(dataset_info: dict[str, Any], stored_spec: str) -> str:
-    """The data spec to load a run's data set again, from any working directory.
-
-    For an HDF5 file, the absolute file and array path recorded at training time (older run
-    files stored the spec as typed, possibly relative to the directory training ran in);
-    otherwise the stored spec (``mnist``, ``shapes:32``). ``dataset_info`` is the run's
-    ``Dataset.describe()``; ``stored_spec`` its configuration's ``train.data``.
-    """
-    spec = str(dataset_info.get("spec") or stored_spec)
-    file, array = dataset_info.get("file"), dataset_info.get("array")
-    if dataset_info.get("source") != "hdf5" or not isinstance(file, str) or not file:
-        return spec
-    if not os.path.exists(file) and not os.path.isabs(spec):
-        if os.path.exists(parse_hdf5_spec(spec)[0]):  # moved along with the current directory
-            return spec
-    return f"{file}:{array}" if isinstance(array, str) and array else file

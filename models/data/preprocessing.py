@@ -10,13 +10,14 @@ with a fixed seed (:func:`binarize_validation`); training bytes are binarised af
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from models.data.dataset import Dataset, split_indices
-from models.data.hdf5 import run_data_spec
+from models.data.hdf5 import parse_hdf5_spec
 from models.data.load import load_dataset
 from models.errors import ConfigError, DataError
 from models.latent import discrete
@@ -109,6 +110,24 @@ def run_split(dataset: Dataset, train: Any) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(train.seed)
         val_idx = np.sort(rng.choice(val_idx, size=MAX_VAL_SAMPLES, replace=False))
     return train_idx, val_idx
+
+
+def run_data_spec(dataset_info: dict[str, Any], stored_spec: str) -> str:
+    """The data spec to load a run's data set again, from any working directory.
+
+    For an HDF5 file, the absolute file and array path recorded at training time (older run
+    files stored the spec as typed, possibly relative to the directory training ran in);
+    otherwise the stored spec (``mnist``, ``shapes:32``). ``dataset_info`` is the run's
+    ``Dataset.describe()``; ``stored_spec`` its configuration's ``train.data``.
+    """
+    spec = str(dataset_info.get("spec") or stored_spec)
+    file, array = dataset_info.get("file"), dataset_info.get("array")
+    if dataset_info.get("source") != "hdf5" or not isinstance(file, str) or not file:
+        return spec
+    if not os.path.exists(file) and not os.path.isabs(spec):
+        if os.path.exists(parse_hdf5_spec(spec)[0]):  # moved along with the current directory
+            return spec
+    return f"{file}:{array}" if isinstance(array, str) and array else file
 
 
 class RecordedRun(Protocol):

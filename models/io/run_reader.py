@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from models.config import RunConfig
-from models.data.hdf5 import run_data_spec
+from models.data.preprocessing import run_data_spec
 from models.errors import LatentExplorerError, RunFileError, first_line
 from models.io.run_layout import FORMAT_NAME, FORMAT_VERSION, STATUSES, as_text
 from models.nn.vae import VAE
@@ -262,8 +262,8 @@ def _status(path: str, text: str) -> RunStatus:
 
 
 def data_spec(reader: RunReader) -> str:
-    """The data spec to load a run's data set again, from any working directory
-    (``models.data.hdf5.run_data_spec`` of what the reader read when it opened, so it works after
-    the reader is closed too). Pass the run's ``config.train.labels`` and
+    """The data spec to load a run's data set again, from any working directory: the
+    ``models.data.preprocessing.run_data_spec`` of what the reader read when it opened (so it
+    works after the reader is closed too). Pass the run's ``config.train.labels`` and
     ``dataset_info["max_samples"]`` to ``load_dataset`` with it."""
     return run_data_spec(reader.dataset_info, reader.config.train.data)

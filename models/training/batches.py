@@ -59,9 +59,6 @@ class TrainingBatches:
         if data.in_memory:
             self._upload()
 
-    def __len__(self) -> int:
-        return len(self.indices)
-
     def _upload(self) -> None:
         data, idx = self.data, self.indices
         as_bytes = data.scaling == "uint8/255"

@@ -8,12 +8,10 @@ number reported is the true bound's: ELBO = -(D + R) per sample, in nats. A call
 ends the run with status "error" and its exception is re-raised from ``run()``.
 
 Speed: the data reach the device once (``batches``); metrics stay on the device between log steps
-(``meter``: one host sync per ``log_every`` steps); Adam is the fused kernel, and a non-finite
-loss sets its ``found_inf`` flag on the device, so that step and every later one are skipped
-until the next sync notices. A non-finite gradient (under a finite loss) makes the update
-non-finite, so the next step's loss shows it; the weights are checked at each sync for the last
-step's. Only finite, validated weights are offered as checkpoints, and a diverged run offers none
-at its end, so a listener never saves over its last good epoch.
+(``meter``: one sync per ``log_every`` steps); fused Adam skips every step after a non-finite loss
+(its ``found_inf`` flag) until the next sync notices; a non-finite gradient shows in the next
+loss, or in the weights checked at each sync. Only finite, validated weights are offered as
+checkpoints, and a diverged run offers none at its end: a listener keeps its last good epoch.
 """
 
 from __future__ import annotations
