@@ -21,6 +21,8 @@ ends in bounded time.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +48,11 @@ _FUNC_NODE = 7
 _TRAIN_GRAPHS = (1, 2)  # TrainingInfoProto.initialization, .algorithm
 _SPARSE_TENSORS = (1, 2)  # SparseTensorProto.values, .indices
 _TENSOR_NAME, _TENSOR_EXTERNAL, _TENSOR_LOCATION = 8, 13, 14
+# Text fields onnxruntime turns into Python str (a bad byte there is a UnicodeDecodeError deep in
+# its session constructor, which prints an "EP Error" banner and retries).
+_GRAPH_TEXT = (2,)  # name
+_GRAPH_VALUE_INFO = (11, 12, 13)  # input, output, value_info: ValueInfoProto.name = 1
+_NODE_TEXT = (1, 2, 3, 4, 7)  # input, output, name, op_type, domain
 
 
 @dataclass
@@ -55,6 +62,20 @@ class ModelSummary:
     metadata: dict[str, str] = field(default_factory=dict)
     producer: str = ""
     opset: dict[str, int] = field(default_factory=dict)
+    graph: bytes = b""  # the serialized GraphProto, as stored
+
+
+#: Our metadata key holding the file's checksum (a JSON string), written by the export.
+CHECKSUM_KEY = "latent_explorer.sha256"
+
+
+def content_sha256(graph_bytes: bytes, metadata: dict[str, str]) -> str:
+    """The checksum recorded under :data:`CHECKSUM_KEY`: SHA-256 (hex) of the serialized
+    GraphProto and of every other metadata entry (sorted, as JSON)."""
+    entries = sorted((k, v) for k, v in metadata.items() if k != CHECKSUM_KEY)
+    digest = hashlib.sha256(graph_bytes)
+    digest.update(b"\0" + json.dumps(entries, ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
 
 
 class _Malformed(Exception):
@@ -104,6 +125,7 @@ class _Scan:
     def __init__(self, path: str, data: bytes) -> None:
         self.path = path
         self.buf = memoryview(data)
+        self.graphs: list[bytes] = []
 
     def text(self, span: tuple[int, int], what: str) -> str:
         raw = bytes(self.buf[span[0] : span[1]])
@@ -125,6 +147,7 @@ class _Scan:
             if number in names:
                 names[number] = self.text(value, "the producer name")
             elif number == _MODEL_GRAPH:
+                self.graphs.append(bytes(self.buf[value[0] : value[1]]))
                 self.graph(value, 0)
             elif number == _MODEL_OPSET:
                 domain, version = "", 0
@@ -151,6 +174,7 @@ class _Scan:
                     if n == _FUNC_NODE and w == 2:
                         self.node(v, 1)
         out.producer = " ".join(p for p in names.values() if p)
+        out.graph = b"".join(self.graphs)
         return out
 
     def graph(self, span: tuple[int, int], depth: int) -> None:
@@ -159,7 +183,13 @@ class _Scan:
         for number, wire, value in _fields(self.buf, *span):
             if wire != 2:
                 continue
-            if number == _GRAPH_NODE:
+            if number in _GRAPH_TEXT:
+                self.text(value, "the graph's name")
+            elif number in _GRAPH_VALUE_INFO:
+                for n, w, v in _fields(self.buf, *value):
+                    if n == 1 and w == 2:
+                        self.text(v, "an input or output name")
+            elif number == _GRAPH_NODE:
                 self.node(value, depth)
             elif number == _GRAPH_INIT:
                 self.tensor(value, "initializer")
@@ -168,12 +198,16 @@ class _Scan:
 
     def node(self, span: tuple[int, int], depth: int) -> None:
         for number, wire, value in _fields(self.buf, *span):
+            if wire == 2 and number in _NODE_TEXT:
+                self.text(value, "a node's name, type or tensor name")
             if number != _NODE_ATTR or wire != 2:
                 continue
             for n, w, v in _fields(self.buf, *value):
                 if w != 2:
                     continue
-                if n in (_ATTR_T, _ATTR_TENSORS):
+                if n == 1:
+                    self.text(v, "an attribute name")
+                elif n in (_ATTR_T, _ATTR_TENSORS):
                     self.tensor(v, "tensor in a node attribute")
                 elif n in (_ATTR_G, _ATTR_GRAPHS):
                     self.graph(v, depth + 1)
@@ -189,7 +223,7 @@ class _Scan:
         name, external = "", False
         for number, wire, value in _fields(self.buf, *span):
             if number == _TENSOR_NAME and wire == 2:
-                name = bytes(self.buf[value[0] : value[1]]).decode("utf-8", errors="replace")
+                name = self.text(value, "a tensor name")
             elif number == _TENSOR_EXTERNAL and wire == 2:
                 external = True
             elif number == _TENSOR_LOCATION and wire == 0 and value == _EXTERNAL:
@@ -206,11 +240,23 @@ def scan_model(path: str, data: bytes) -> ModelSummary:
     if len(data) > MAX_FILE_BYTES:
         raise ModelFileError(f"{path}: {len(data)} bytes, larger than any ONNX model file can be")
     try:
-        return _Scan(path, data).model()
+        summary = _Scan(path, data).model()
     except _Malformed as exc:
         raise ModelFileError(f"{path}: not a usable ONNX model (damaged protobuf: {exc})") from None
     except RecursionError:
         raise ModelFileError(f"{path}: not a usable ONNX model (nested too deeply)") from None
+    recorded = summary.metadata.get(CHECKSUM_KEY)
+    if recorded is not None:
+        try:
+            recorded = json.loads(recorded)
+        except ValueError:
+            pass
+        if recorded != content_sha256(summary.graph, summary.metadata):
+            raise ModelFileError(
+                f"{path}: the model does not match the checksum recorded in its metadata; "
+                "the file is damaged"
+            )
+    return summary
 
 
 # --------------------------------------------------------------------------- bounded runs
