@@ -17,16 +17,13 @@ holding everything that was flushed, with status ``interrupted`` and a message s
    object, value by value; only then is it renamed over the original. Any failure removes the
    copy and leaves the original as it was.
 
-The writer records ``writer_host`` and ``writer_pid`` (root attributes) and ``created`` (Unix
-time); a process with that pid that started after the file was created is another process (the
-pid was reused), so the writer is gone.
+Whether the writer is alive is :func:`models.io.liveness.writer_alive`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 from dataclasses import dataclass
 
@@ -34,79 +31,18 @@ import h5py
 import numpy as np
 
 from models.errors import RunFileError
-from models.io.hdf5_safety import check_regular_file, is_open_for_write_error, open_hdf5
+from models.data.hdf5_safety import check_regular_file, open_hdf5
+from models.io.liveness import attr_text as _text
+from models.io.liveness import process_alive, run_writer
 
 #: The status a recovered run gets (the writer's statuses are running/finished/stopped/...).
 INTERRUPTED = "interrupted"
 #: Groups whose datasets are columns of one table (every column has a row per entry).
 TABLES = ("steps", "epochs")
-# Seconds of slack between a process's start and its file's creation (clock ticks, rounding).
-_START_SLACK = 2.0
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes | np.bytes_):
-        return bytes(value).decode("utf-8", errors="replace").strip("\x00")
-    return str(value)
 
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
-
-
-# --------------------------------------------------------------------------- is the writer alive?
-def _process_start(pid: int) -> tuple[float | None, str | None]:
-    """(Unix start time, state letter) of a process from /proc; (None, None) where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        with open("/proc/stat") as fh:
-            boot = next(float(line.split()[1]) for line in fh if line.startswith("btime"))
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), fields[0]
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None, None
-
-
-def process_alive(host: str | None, pid: int | None, since: float | None = None) -> bool | None:
-    """Whether process ``pid`` on ``host`` runs and may be the writer of a file created at
-    ``since``: None when that cannot be told (another machine, no pid recorded)."""
-    if host is None or pid is None or host != socket.gethostname() or pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by someone else
-        pass
-    except OSError:
-        return None
-    started, state = _process_start(pid)
-    if state in ("Z", "X"):  # killed, not yet reaped by its parent
-        return False
-    if started is not None and since is not None and started > since + _START_SLACK:
-        return False  # a newer process got the pid
-    return True
-
-
-def _writer(f: h5py.File) -> tuple[str | None, int | None, float | None]:
-    host, pid = f.attrs.get("writer_host"), f.attrs.get("writer_pid")
-    created = f["created"][()] if "created" in f else None
-    return (
-        _text(host) if host is not None else None,
-        int(pid) if pid is not None else None,
-        float(created) if created is not None else None,
-    )
-
-
-def writer_alive(path: str | os.PathLike) -> bool | None:
-    """Whether the process that writes run file ``path`` still runs (True/False), or None when
-    that cannot be told (written on another machine, or by a version that did not record it).
-
-    Writer side: ``RunWriter`` records ``writer_host``/``writer_pid`` at creation (it does); a
-    ``--force`` that replaces a file calls this first and refuses while it is True.
-    """
-    with contextlib.closing(open_hdf5(path, RunFileError, what="a run file", check=False)) as f:
-        return process_alive(*_writer(f))
 
 
 # --------------------------------------------------------------------------- recovery
@@ -143,7 +79,7 @@ def recover(path: str | os.PathLike) -> Recovery:
         if src.attrs.get("format") is None or _text(src.attrs["format"]) != "latent-explorer-run":
             raise RunFileError(f"{name}: an HDF5 file, but not a Latent Explorer run file")
         flagged = src.swmr_mode  # opened as SWMR only because it is marked open for write
-        host, pid, created = _writer(src)
+        host, pid, created = run_writer(src)
         alive = process_alive(host, pid, created)
         status = _status(src)
         rows = _table_rows(src)
