@@ -328,7 +328,8 @@ def _check_max_samples(max_samples: int | None) -> None:
 
 # =========================================================================== split
 def split_indices(
-    dataset: Dataset, val_fraction: float = 0.1, seed: int = 0
+    dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, *,
+    max_train: int | None = None, max_val: int | None = None,  # [faults]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation row indices, each sorted, disjoint, together every row.
 
@@ -349,9 +350,9 @@ def split_indices(
         return train.astype(np.int64), val.astype(np.int64)
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), not {val_fraction}")
-    n_val = min(max(int(round(val_fraction * n)), 1), n - 1)
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_val:]).astype(np.int64), np.sort(perm[:n_val]).astype(np.int64)
+    from models.data.limits import split_rows  # [faults] no N-long arrays for huge N
+
+    return split_rows(n, val_fraction, seed, max_train=max_train, max_val=max_val, name=dataset.name)
 
 
 # =========================================================================== MNIST
@@ -656,8 +657,9 @@ def _open_hdf5(
     with _open_h5(path) as f:
         dset = _find_array(f, path, array_path, labels)
         array_path = dset.name.lstrip("/")
-        shape, n = tuple(int(s) for s in dset.shape), int(dset.shape[0])
-        sample_shape = _sample_shape(shape, path, array_path)
+        shape = tuple(int(s) for s in dset.shape)
+        sample_shape = _sample_shape(shape, path, array_path)  # [faults] the rank before shape[0]
+        n = shape[0]
         stored = _stored_dtype(dset.dtype, path, array_path)
         if n < MIN_SAMPLES:
             raise DataError(
@@ -710,24 +712,9 @@ def _open_hdf5(
 
 
 def _open_h5(path: str) -> Any:
-    import h5py
+    from models.data.hdf5_safety import open_hdf5  # [faults] bounded open, no links/external data
 
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, not an HDF5 file")
-    try:
-        is_hdf5 = h5py.is_hdf5(path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read: {_first_line(exc)}") from None
-    if not is_hdf5:
-        raise DataError(f"{path}: not an HDF5 file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise DataError(
-            f"{path}: cannot be opened as HDF5 (truncated or damaged file): {_first_line(exc)}"
-        ) from None
+    return open_hdf5(path, DataError)
 
 
 def _list_arrays(f: Any) -> list[tuple[str, tuple[int, ...], Any]]:

@@ -14,7 +14,7 @@ import os
 from models.errors import LatentExplorerError, RunFileError
 
 #: Kept free beyond what a write needs (HDF5 metadata, the file system's own reserve).
-MARGIN_BYTES = 4 * 2**20
+MARGIN_BYTES = 2**20
 
 
 def free_bytes(path: str | os.PathLike) -> int:

@@ -80,4 +80,35 @@ def writer_alive(path: str | os.PathLike) -> bool | None:
     ``--force`` that replaces a file calls this first and refuses while it is True.
     """
     with contextlib.closing(open_hdf5(path, RunFileError, what="a run file", check=False)) as f:
+        if "status" in f and attr_text(f["status"][()]) != "running":
+            return False  # its writer finished with it (finished, stopped, diverged, error)
         return process_alive(*run_writer(f))
+
+
+def refuse_live_writer(path: str | os.PathLike) -> None:
+    """RunFileError with one line when ``path`` is a run file whose writer still runs: ``train
+    --force`` must not replace a file another run is writing (two runs both printed "wrote" and
+    one was lost). A file that cannot be read (damaged, not a run file) is not refused here."""
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        return
+    try:
+        alive = writer_alive(name)
+    except RunFileError:
+        return
+    if alive:
+        raise RunFileError(
+            f"{name}: another run (its writer is still running) writes this file; "
+            "--force will not replace it: stop that run first, or choose another --out"
+        )
+
+
+def file_replaced(path: str | os.PathLike, f: h5py.File) -> bool:
+    """Whether ``path`` no longer names the file ``f`` has open (it was replaced or removed
+    under its writer); False where that cannot be told."""
+    try:
+        st = os.stat(os.fspath(path))
+        own = os.fstat(f.id.get_vfd_handle())
+    except (OSError, ValueError, RuntimeError):
+        return not os.path.exists(os.fspath(path))
+    return (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino)

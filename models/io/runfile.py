@@ -31,6 +31,10 @@ import torch
 from models.config import RunConfig
 from models.errors import LatentExplorerError, RunFileError
 from models.nn.vae import VAE
+from models.data.hdf5_safety import open_hdf5  # [faults]
+from models.io.disk import check_free_space  # [faults]
+from models.io.liveness import file_replaced, refuse_live_writer  # [faults]
+from models.io.temp_files import remove_stale_temps  # [faults]
 
 if TYPE_CHECKING:  # the events are defined in models.training, which imports this module
     from models.training import EpochEvent, StepEvent
@@ -135,6 +139,10 @@ class RunWriter:
             raise RunFileError(f"{self.path}: is a directory, not a run file")
         if os.path.exists(self.path) and not force:
             raise RunFileError(f"{self.path}: exists already (use --force to replace it)")
+        refuse_live_writer(self.path)  # [faults] --force never replaces a live run's file
+        remove_stale_temps(self.path)  # [faults] RUN.h5.tmp-PID of killed writers
+        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        check_free_space(self.path, 2 * weights)  # [faults] a full disk: one line, no file
         parent = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(parent):
             raise RunFileError(f"{self.path}: the folder {parent} does not exist")
@@ -158,8 +166,8 @@ class RunWriter:
                     os.replace(tmp, self.path)
                 else:
                     os.unlink(tmp)
-        except OSError as exc:
-            raise RunFileError(f"{self.path}: cannot write the run file: {exc.strerror or exc}") from None
+        except (OSError, RuntimeError) as exc:  # [faults] h5py's close after ENOSPC: RuntimeError
+            raise RunFileError(f"{self.path}: cannot write the run file: {_reason(exc)}") from None
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -339,6 +347,9 @@ class RunWriter:
         """Write buffered step rows and make everything written so far visible to readers."""
         if self._file is None:
             return
+        if file_replaced(self.path, self._file):  # [faults]
+            raise RunFileError(f"{self.path}: the file was replaced or removed while this run wrote it")
+        check_free_space(self.path, 0)  # [faults] never write into a full disk (h5py crashes)
         self._write_pending_steps()
         self._file["updated"][()] = time.time()
         self._file.flush()
@@ -402,25 +413,8 @@ class RunReader:
             raise RunFileError(f"{self.path}: damaged or truncated run file ({_reason(exc)})") from None
 
     def _open(self) -> h5py.File:
-        try:
-            if not h5py.is_hdf5(self.path):
-                raise RunFileError(f"{self.path}: not an HDF5 file, so not a run file")
-        except OSError as exc:
-            raise RunFileError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
-        # A closed file opens normally, and HDF5 then checks its length (a SWMR reader skips that
-        # check, since a live file may grow). A file open for SWMR writing, or left so by a killed
-        # writer, refuses a normal open: read it as SWMR.
-        try:
-            return h5py.File(self.path, "r")
-        except OSError as exc:
-            if "truncated" in str(exc):
-                raise RunFileError(f"{self.path}: truncated HDF5 file ({_reason(exc)})") from None
-            first = exc
-        try:
-            return h5py.File(self.path, "r", libver="latest", swmr=True)
-        except OSError as exc:
-            reason = _reason(exc) if "truncated" in str(exc) else _reason(first)
-            raise RunFileError(f"{self.path}: damaged or truncated HDF5 file ({reason})") from None
+        # [faults] bounded: SWMR only when marked open for write; no links or external storage
+        return open_hdf5(self.path, RunFileError, what="a run file")
 
     def _check_format(self) -> None:
         f = self._file

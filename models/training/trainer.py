@@ -38,6 +38,7 @@ import torch
 from models.config import RunConfig
 from models.training.events import Callback, EpochEvent, Event, FinishedEvent, StepEvent
 from models.data import Dataset, load_dataset, split_indices
+from models.data.limits import check_value_range  # [faults]
 from models.errors import ConfigError, DataError, LatentExplorerError, RunFileError
 from models.nn.objectives import elbo_terms, kl_weight, training_loss
 from models.io.runfile import RunWriter
@@ -91,7 +92,8 @@ def prepare_run(config: RunConfig) -> tuple[Dataset, np.ndarray, np.ndarray]:
 def _prepare(config: RunConfig) -> tuple[Dataset, np.ndarray, np.ndarray, np.ndarray]:
     tc = config.train
     dataset = load_dataset(tc.data, tc.labels)
-    train_idx, val_idx = split_indices(dataset, tc.val_fraction, tc.seed)
+    train_idx, val_idx = split_indices(dataset, tc.val_fraction, tc.seed,  # [faults] max_*
+                                       max_train=tc.max_train_samples, max_val=MAX_VAL_SAMPLES)
     if tc.max_train_samples is not None:
         if tc.max_train_samples < 1:
             raise ConfigError(f"max_train_samples must be at least 1, not {tc.max_train_samples}")
@@ -292,8 +294,7 @@ class Trainer:
         arr = arr.reshape(len(arr), *self.config.model.data_shape)
         if not np.all(np.isfinite(arr)):
             raise DataError(f"{self.train_data.name}: the validation rows hold NaN or infinite values")
-        if self.binary:
-            self._check_unit_range(arr, "validation rows")
+        self._check_unit_range(arr, "validation rows")  # [faults] every likelihood
         return arr
 
     def _check_unit_range(self, x: np.ndarray | torch.Tensor, what: str) -> None:
@@ -301,11 +302,7 @@ class Trainer:
             lo, hi = (float(v) for v in torch.aminmax(x))
         else:
             lo, hi = float(np.min(x)), float(np.max(x))
-        if lo < 0.0 or hi > 1.0:
-            raise DataError(
-                f"{self.train_data.name}: the {what} range over [{lo:g}, {hi:g}], but the "
-                "Bernoulli likelihood needs data in [0, 1] (use --likelihood gaussian)"
-            )
+        check_value_range(lo, hi, self.config.model.likelihood, self.train_data.name, what)  # [faults]
 
     def _upload_train(self) -> None:
         """Put the training rows on the device once: uint8 bytes when stored as bytes, a binary
@@ -317,7 +314,7 @@ class Trainer:
         out = torch.empty((len(idx), *self.config.model.data_shape), dtype=dtype, device=dev)
         for s in range(0, len(idx), _READ_CHUNK):
             x = data.read(idx[s : s + _READ_CHUNK])
-            if self.binary and not as_bytes:
+            if not as_bytes:  # [faults] every likelihood
                 self._check_unit_range(x, "training rows")
             x = x.reshape(len(x), *self.config.model.data_shape)
             if threshold:
@@ -376,8 +373,7 @@ class Trainer:
         rng = np.random.default_rng([self.config.train.seed, epoch])
         shape = self.config.model.data_shape
         for xb in self.train_data.iter_batches(self.train_indices, bs, rng):
-            if self.binary:
-                self._check_unit_range(xb, "training rows")
+            self._check_unit_range(xb, "training rows")  # [faults] every likelihood
             x = torch.from_numpy(np.ascontiguousarray(xb).reshape(len(xb), *shape))
             yield self._to_model_input(x.to(self.device, non_blocking=True)), len(xb)
 
