@@ -24,18 +24,22 @@ import ctypes
 import functools
 import os
 import re
-import stat
 from collections.abc import Iterator
 
 import h5py
 
+from models.data.files import check_regular_file
 from models.errors import LatentExplorerError
+
+__all__ = ["check_dataset", "check_regular_file", "check_tree", "open_hdf5", "opened"]
 
 #: Metadata read attempts per object (HDF5's default for SWMR readers is 100, with back-off).
 READ_ATTEMPTS = 10
 #: A file with more objects than this is refused (visiting them all must stay quick).
 MAX_OBJECTS = 100_000
 _OPEN_FOR_WRITE = "already open for write"
+# What h5py raises from damaged metadata (SystemError: an error inside a visit callback).
+_H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, SystemError)
 
 
 def _error_line(exc: BaseException) -> str:
@@ -74,23 +78,6 @@ def _fapl(swmr: bool) -> h5py.h5p.PropFAID:
     return fapl
 
 
-def check_regular_file(path: str, error: type[LatentExplorerError], what: str) -> os.stat_result:
-    """``os.stat(path)`` of an existing, non-empty regular file; ``error`` with one line otherwise."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise error(f"{path}: is a directory, not {what}")
-    if not stat.S_ISREG(st.st_mode):
-        raise error(f"{path}: not a regular file (a pipe or a device), so not {what}")
-    if st.st_size == 0:
-        raise error(f"{path}: empty file, not {what}")
-    return st
-
-
 def is_open_for_write_error(exc: BaseException) -> bool:
     """Whether an HDF5 open failed only because the file is marked open for write (SWMR)."""
     return _OPEN_FOR_WRITE in str(exc)
@@ -120,13 +107,13 @@ def open_hdf5(path: str | os.PathLike, error: type[LatentExplorerError], *, what
 def _open(name: str, error: type[LatentExplorerError]) -> h5py.File:
     try:
         return _low_open(name, swmr=False)
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+    except _H5_ERRORS as exc:
         if not is_open_for_write_error(exc):
-            raise error(f"{name}: damaged or truncated HDF5 file ({_error_line(exc)})") from None
+            raise error(f"{name}: cannot be opened as HDF5 (truncated or damaged file: {_error_line(exc)})") from None
     try:  # a live SWMR writer, or one that was killed: read what it flushed
         return _low_open(name, swmr=True)
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise error(f"{name}: damaged or truncated HDF5 file ({_error_line(exc)})") from None
+    except _H5_ERRORS as exc:
+        raise error(f"{name}: cannot be opened as HDF5 (truncated or damaged file: {_error_line(exc)})") from None
 
 
 def _low_open(name: str, swmr: bool) -> h5py.File:
@@ -149,7 +136,7 @@ def check_tree(f: h5py.File, error: type[LatentExplorerError], name: str | None 
     name = name or f.filename
     try:
         links = list(_links(f))
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+    except _H5_ERRORS as exc:
         raise error(f"{name}: damaged HDF5 file ({_error_line(exc)})") from None
     if len(links) > MAX_OBJECTS:
         raise error(f"{name}: holds over {MAX_OBJECTS} objects; not a file this program reads")
@@ -166,7 +153,7 @@ def check_tree(f: h5py.File, error: type[LatentExplorerError], name: str | None 
                 check_dataset(obj, error, name)
         except LatentExplorerError:
             raise
-        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        except _H5_ERRORS as exc:
             raise error(f"{name}: '/{path}' is damaged ({_error_line(exc)})") from None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from models.data.files import check_regular_file
 from models.errors import ModelFileError
 from models.io.onnx_checks import MAX_FILE_BYTES, ModelSummary, scan_model
 
@@ -66,18 +66,7 @@ def _short(exc: BaseException) -> str:
 def _read(path: str | os.PathLike) -> tuple[str, bytes, ModelSummary]:
     """The file's name, bytes and checked summary (:func:`scan_model`), or ModelFileError."""
     name = os.fspath(path)
-    try:
-        st = os.stat(name)
-    except FileNotFoundError:
-        raise ModelFileError(f"{name}: no such file") from None
-    except OSError as exc:
-        raise ModelFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ModelFileError(f"{name}: is a directory, not an ONNX model file")
-    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
-        raise ModelFileError(f"{name}: not a regular file, so not an ONNX model file")
-    if st.st_size == 0:
-        raise ModelFileError(f"{name}: empty file, not an ONNX model")
+    st = check_regular_file(name, ModelFileError, "an ONNX model file")
     if st.st_size > MAX_FILE_BYTES:
         raise ModelFileError(f"{name}: {st.st_size} bytes, larger than any ONNX model file can be")
     try:

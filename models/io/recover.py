@@ -32,6 +32,7 @@ import numpy as np
 
 from models.errors import RunFileError
 from models.data.hdf5_safety import check_regular_file, open_hdf5
+from models.io.atomic import _or_remove
 from models.io.liveness import attr_text as _text
 from models.io.liveness import process_alive, run_writer
 
@@ -101,7 +102,7 @@ def recover(path: str | os.PathLike) -> Recovery:
         updated = float(src["updated"][()]) if "updated" in src else None
         tmp = os.path.join(os.path.dirname(os.path.abspath(name)),
                            f".{os.path.basename(name)[:60]}.recover-{os.getpid()}")
-        try:
+        with _or_remove(tmp, name):  # the copy goes on any failure; an OSError names the run file
             dropped = _copy(src, tmp, rows)
             message = (
                 f"interrupted: the writer (pid {pid}) stopped without closing the file"
@@ -111,24 +112,12 @@ def recover(path: str | os.PathLike) -> Recovery:
             )
             _finish(tmp, message)
             _verify(src, tmp, rows)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(exc, OSError):
-                raise RunFileError(f"{name}: cannot write the recovered copy: {exc.strerror or exc}") from None
-            raise
-    try:
+    with _or_remove(tmp, name):
         now = os.stat(name)
         if (now.st_ino, now.st_size, now.st_mtime_ns) != (before.st_ino, before.st_size, before.st_mtime_ns):
             raise RunFileError(f"{name}: the file changed while it was being recovered; nothing replaced")
         os.chmod(tmp, stat_mode(before))
         os.replace(tmp, name)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise RunFileError(f"{name}: cannot replace the file: {exc.strerror or exc}") from None
-        raise
     counts = {g: r[0] for g, r in rows.items()}
     table = ", ".join(f"{n} {g}" for g, n in counts.items())
     return Recovery(name, True, f"recovered {name}: status {INTERRUPTED}, {table} kept; "
