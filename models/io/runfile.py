@@ -33,7 +33,7 @@ from models.errors import LatentExplorerError, RunFileError
 from models.nn.vae import VAE
 from models.data.hdf5_safety import open_hdf5  # [faults]
 from models.io.disk import check_free_space  # [faults]
-from models.io.liveness import file_replaced, refuse_live_writer  # [faults]
+from models.io.liveness import file_replaced, process_alive, refuse_live_writer  # [faults]
 from models.io.temp_files import remove_stale_temps  # [faults]
 
 if TYPE_CHECKING:  # the events are defined in models.training, which imports this module
@@ -451,17 +451,8 @@ class RunReader:
         machine, None when that cannot be told (another machine, or an older file). A file whose
         status is still ``running`` while its writer is gone was interrupted (e.g. killed): it
         holds every epoch flushed before."""
-        if self.writer is None or self.writer[0] != socket.gethostname():
-            return None
-        try:
-            os.kill(self.writer[1], 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # exists, owned by someone else
-            return True
-        except OSError:
-            return None
-        return True
+        host, pid = self.writer or (None, None)
+        return process_alive(host, pid, self.created)  # [faults] one liveness rule (pid reuse, zombies)
 
     # ------------------------------------------------------------------ live state
     def refresh(self) -> bool:
