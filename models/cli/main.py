@@ -16,7 +16,7 @@ import sys
 
 from models.errors import LatentExplorerError, error_line
 
-COMMANDS = ("train", "diagnose", "export", "inspect", "decode")
+COMMANDS = ("train", "diagnose", "export", "inspect", "decode", "recover")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -281,7 +281,8 @@ class Dataset:
 
 
 def split_indices(
-    dataset: Dataset, val_fraction: float = 0.1, seed: int = 0
+    dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, *,
+    max_train: int | None = None, max_val: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation row indices, each sorted, disjoint, together every row.
 
@@ -302,6 +303,6 @@ def split_indices(
         return train.astype(np.int64), val.astype(np.int64)
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), not {val_fraction}")
-    n_val = min(max(int(round(val_fraction * n)), 1), n - 1)
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_val:]).astype(np.int64), np.sort(perm[:n_val]).astype(np.int64)
+    from models.data.limits import split_rows  # no N-long arrays for huge N
+
+    return split_rows(n, val_fraction, seed, max_train=max_train, max_val=max_val, name=dataset.name)

@@ -133,8 +133,9 @@ def _open_hdf5(
     with _open_h5(path) as f:
         dset = _find_array(f, path, array_path, labels)
         array_path = dset.name.lstrip("/")
-        shape, n = tuple(int(s) for s in dset.shape), int(dset.shape[0])
-        sample_shape = _sample_shape(shape, path, array_path)
+        shape = tuple(int(s) for s in dset.shape)
+        sample_shape = _sample_shape(shape, path, array_path)  # the rank before shape[0]
+        n = shape[0]
         stored = _stored_dtype(dset.dtype, path, array_path)
         if n < MIN_SAMPLES:
             raise DataError(
@@ -187,24 +188,10 @@ def _open_hdf5(
 
 
 def _open_h5(path: str) -> Any:
-    import h5py
+    """Opened safely (models.data.hdf5_safety): a bounded open, no links or external storage."""
+    from models.data.hdf5_safety import open_hdf5
 
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, not an HDF5 file")
-    try:
-        is_hdf5 = h5py.is_hdf5(path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read: {first_line(exc)}") from None
-    if not is_hdf5:
-        raise DataError(f"{path}: not an HDF5 file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise DataError(
-            f"{path}: cannot be opened as HDF5 (truncated or damaged file): {first_line(exc)}"
-        ) from None
+    return open_hdf5(path, DataError)
 
 
 def _list_arrays(f: Any) -> list[tuple[str, tuple[int, ...], Any]]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from models.data.dataset import Dataset, split_indices
 from models.data.hdf5 import parse_hdf5_spec
+from models.data.limits import check_value_range, value_range
 from models.data.load import load_dataset
 from models.errors import ConfigError, DataError
 from models.latent import discrete
@@ -34,14 +35,18 @@ def check_unit_range(x: np.ndarray, source: str, what: str = "data", hint: str =
 
     ``source`` names the data set, ``what`` the rows (``"training rows"``); ``hint`` ends the
     line with what the user can do (`` (use --likelihood gaussian)`` when training)."""
+    check_range(x, "bernoulli", source, what, hint)
+
+
+def check_range(
+    x: np.ndarray, likelihood: str, source: str, what: str = "data", hint: str = ""
+) -> None:
+    """DataError unless ``x``'s values suit the ``likelihood``: [0, 1] for a Bernoulli, a bounded
+    range for a Gaussian (``models.data.limits.check_value_range``), with the range found."""
     if x.size == 0:
         return
-    lo, hi = float(np.min(x)), float(np.max(x))
-    if lo < 0.0 or hi > 1.0:
-        raise DataError(
-            f"{source}: the {what} range over [{lo:g}, {hi:g}], but the Bernoulli likelihood "
-            f"needs data in [0, 1]{hint}"
-        )
+    lo, hi = value_range(x)
+    check_value_range(lo, hi, likelihood, source, what, hint)
 
 
 def binarize_validation(x: np.ndarray, binarize: str, source: str = "the data") -> np.ndarray:
@@ -101,10 +106,13 @@ def run_split(dataset: Dataset, train: Any) -> tuple[np.ndarray, np.ndarray]:
     The split is ``split_indices(dataset, val_fraction, seed)`` (MNIST: its test images);
     ``max_train_samples`` keeps the first rows of the training side; at most ``MAX_VAL_SAMPLES``
     validation rows (a seeded subset) are kept."""
-    train_idx, val_idx = split_indices(dataset, train.val_fraction, train.seed)
+    if train.max_train_samples is not None and train.max_train_samples < 1:
+        raise ConfigError(f"max_train_samples must be at least 1, not {train.max_train_samples}")
+    train_idx, val_idx = split_indices(
+        dataset, train.val_fraction, train.seed,
+        max_train=train.max_train_samples, max_val=MAX_VAL_SAMPLES,
+    )
     if train.max_train_samples is not None:
-        if train.max_train_samples < 1:
-            raise ConfigError(f"max_train_samples must be at least 1, not {train.max_train_samples}")
         train_idx = train_idx[: train.max_train_samples]
     if len(val_idx) > MAX_VAL_SAMPLES:
         rng = np.random.default_rng(train.seed)

@@ -43,6 +43,7 @@ from models.latent.stats import collapsed_from_activity
 from models.io.atomic import temp_prefix, write_temp_beside
 from models.errors import ExportError, ModelFileError, file_exists, first_line
 from models.io.onnx_runtime import FORMAT_VERSION, META_PREFIX, _open_session
+from models.io.onnx_checks import CHECKSUM_KEY, content_sha256
 from models.nn.vae import VAE, DecoderMean, EncoderParams
 
 #: The ONNX opset written, requested explicitly from the torch exporter (torch 2.13's default; an
@@ -416,6 +417,8 @@ def prepare_export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any
     for key, value in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+    entry = proto.metadata_props.add()  # the graph's checksum: damage is reported as damage
+    entry.key, entry.value = CHECKSUM_KEY, json.dumps(content_sha256(proto.graph.SerializeToString(), props))
     proto.doc_string = (
         f"Latent Explorer {role}: "
         + ("z [N, latent_dim] -> mean of p(x|z) [N, *data_shape]" if role == "decoder"

@@ -13,107 +13,76 @@ x -> (mu, logvar). ``inspect_model(path)`` describes any ONNX file (signature an
 Every file problem raises :class:`models.errors.ModelFileError` with one line naming the file.
 """
 
+
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from models.errors import ModelFileError
+from models.io.onnx_checks import RunTimeout, run_bounded, run_budget
+from models.io.onnx_encoder import OnnxEncoder
+from models.io.onnx_session import (
+    _FLOAT_TYPES,
+    FORMAT_VERSION,
+    META_PREFIX,
+    SMALL_BATCH,
+    TensorInfo,
+    _as_array,
+    _dims,
+    _fmt_shape,
+    _open_session,
+    _read,
+    _session,
+    _short,
+    _signature,
+    default_threads,
+    inspect_model,
+    parse_metadata,
+)
 
-#: Prefix of our keys in the ONNX ``metadata_props`` (values are JSON-encoded strings).
-META_PREFIX = "latent_explorer."
-#: The metadata format this module writes (``onnx_export``) and reads.
-FORMAT_VERSION = 1
+__all__ = [  # what the rest of the program imports from here
+    "FORMAT_VERSION", "META_PREFIX", "SMALL_BATCH", "OnnxDecoder", "OnnxEncoder", "TensorInfo",
+    "_open_session", "default_threads", "image_shape", "inspect_model", "parse_metadata", "to_images",
+]
 
-_FLOAT_TYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-}
-# Number of prior draws used to estimate a fixed display range for decoders whose outputs are
-# not already in [0, 1] (Gaussian data stored unscaled, or an unknown third-party decoder).
 _RANGE_PROBE_N = 256
 _RANGE_PROBE_SEED = 0
+#: Memory the display-range probe may use (its draws and outputs, float64).
+_PROBE_BYTES = 256 * 2**20
+#: Output types shown as numbers (anything else, e.g. tensor(string), is refused).
+_NUMERIC_TYPES = set(_FLOAT_TYPES) | {
+    f"tensor({t})" for t in ("uint8", "int8", "uint16", "int16", "int32", "int64", "uint32", "uint64")
+}
+#: The widest latent space a decoder may take.
+MAX_LATENT_DIM = 65536
+#: The most values one decoded sample may have (a 4096 x 4096 image).
+MAX_SAMPLE_VALUES = 4096 * 4096
+#: The most memory one decode call may produce (float64 upper bound of its output).
+MAX_DECODE_BYTES = 2 * 2**30
+#: A display range is refused when its ends are beyond this magnitude (float32 outputs could not
+#: be told apart inside it anyway) or closer than this width.
+_RANGE_LIMIT = 1e30
+_RANGE_MIN_WIDTH = 1e-30
 
 
-# --------------------------------------------------------------------------- helpers
-def parse_metadata(props: dict[str, str]) -> dict[str, Any]:
-    """Decode ONNX ``metadata_props``: our ``latent_explorer.*`` keys lose the prefix and their
-    JSON values are decoded; any other key is kept as it is, with its raw string value."""
-    out: dict[str, Any] = {}
-    for key, raw in props.items():
-        if key.startswith(META_PREFIX):
-            try:
-                out[key[len(META_PREFIX):]] = json.loads(raw)
-            except ValueError:
-                out[key[len(META_PREFIX):]] = raw
-        else:
-            out[key] = raw
-    return out
-
-
-def _short(exc: BaseException) -> str:
-    """The gist of an onnxruntime error: its first line without the ``[ONNXRuntimeError]`` prefix."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "] :" in text:
-        text = text.rsplit("] :", 1)[-1]
-    parts = [p.strip() for p in text.split(" : ") if p.strip()]
-    text = parts[-1] if parts else text
-    text = re.sub(r"^Load model from .* failed:\s*", "", text).strip().rstrip(".")
-    return (text[:1].lower() + text[1:])[:200]
-
-
-def _open_session(path: str | os.PathLike, threads: int | None) -> tuple[str, ort.InferenceSession]:
-    """An onnxruntime CPU session for ``path``, or ModelFileError with one line."""
-    name = os.fspath(path)
-    if not os.path.exists(name):
-        raise ModelFileError(f"{name}: no such file")
-    if os.path.isdir(name):
-        raise ModelFileError(f"{name}: is a directory, not an ONNX model file")
-    if os.path.getsize(name) == 0:
-        raise ModelFileError(f"{name}: empty file, not an ONNX model")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = default_threads() if threads is None else int(threads)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3  # errors only: a receiver's terminal stays quiet
-    # Idle worker threads sleep instead of spinning: decoding at 60 Hz while dragging otherwise
-    # keeps most of a core busy between calls (measured: 1.2 s vs 0.14 s of CPU per 2 s of
-    # dragging, MLP decoder), taken from a training run on the same machine. Latency is unchanged.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        session = ort.InferenceSession(name, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
-        raise ModelFileError(f"{name}: not a usable ONNX model ({_short(exc)})") from None
-    return name, session
-
-
-def default_threads() -> int:
-    """Intra-op threads for batches larger than :data:`SMALL_BATCH`: at most 4 (a pool as wide as
-    the machine competes with the GUI and any training run for little gain on small decoders)."""
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-#: Batches up to this size run on a single-threaded session: for a dragged point, waking pool
-#: threads costs more than they save (measured: MLP batch 1, median 0.055 ms on one thread vs
-#: 0.076 ms on two).
-SMALL_BATCH = 8
-
-
-def _dims(shape: Sequence[Any]) -> list[int | str | None]:
-    return [d if isinstance(d, int) and d >= 0 else (d if isinstance(d, str) else None) for d in shape]
-
-
-def _fmt_shape(shape: Sequence[Any]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in _dims(shape)) + "]"
+def _checked_range(path: str, lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi) if it is a usable display range: finite, hi > lo, not absurdly wide or narrow."""
+    ok = (
+        math.isfinite(lo) and math.isfinite(hi) and hi - lo >= _RANGE_MIN_WIDTH
+        and max(abs(lo), abs(hi)) <= _RANGE_LIMIT
+    )
+    if not ok:
+        raise ModelFileError(
+            f"{path}: display range [{lo:.4g}, {hi:.4g}] is not usable (it must be finite, "
+            f"within ±{_RANGE_LIMIT:.0e} and wider than {_RANGE_MIN_WIDTH:.0e})"
+        )
+    return lo, hi
 
 
 def image_shape(output_shape: Sequence[int]) -> tuple[int, ...]:
@@ -153,63 +122,6 @@ def to_images(x: np.ndarray, output_shape: Sequence[int]) -> np.ndarray:
     return x.reshape(x.shape[0], *_image_shape(shape))  # cached: this runs for every frame
 
 
-def _as_array(path: str, values: Any, dtype: Any, what: str) -> np.ndarray:
-    """``values`` as an array of ``dtype``, or ModelFileError (``"{path}: {what}; got ..."``) for
-    strings, ragged rows or objects. A value beyond the dtype's range becomes inf quietly (no
-    numpy overflow warning on the terminal); callers that need finite values check."""
-    try:
-        src = np.asarray(values)
-        with np.errstate(over="ignore", invalid="ignore"):
-            return src.astype(dtype, copy=False)
-    except (ValueError, TypeError) as exc:
-        ragged = "inhomogeneous" in str(exc)
-        got = "rows of different lengths" if ragged else "values that are not numbers"
-        raise ModelFileError(f"{path}: {what}; got {got}") from None
-
-
-# --------------------------------------------------------------------------- inspection
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    type: str  # onnxruntime's spelling, e.g. "tensor(float)"
-    shape: tuple[int | str | None, ...]  # ints, symbolic names (e.g. "batch") or None
-
-    def describe(self) -> str:
-        return f"{self.name}: {self.type.removeprefix('tensor(').removesuffix(')')} {_fmt_shape(self.shape)}"
-
-
-def _infos(args: Sequence[Any]) -> list[TensorInfo]:
-    return [TensorInfo(a.name, a.type, tuple(_dims(a.shape or []))) for a in args]
-
-
-def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
-    """Describe any ONNX model file: its inputs, outputs, metadata (parsed) and producer.
-
-    Returns a JSON-able dict with keys ``path, inputs, outputs, metadata, producer, opset``
-    (``inputs``/``outputs``: lists of ``{name, type, shape}``; ``opset`` is None when the
-    ``onnx`` package is not installed).
-    """
-    name, session = _open_session(path, threads=1)
-    meta = session.get_modelmeta()
-    producer = " ".join(p for p in (meta.producer_name, meta.version and str(meta.version)) if p)
-    opset = None
-    try:  # the opset is not exposed by onnxruntime; read it with onnx when available
-        import onnx
-
-        model = onnx.load(name, load_external_data=False)
-        opset = {imp.domain or "ai.onnx": int(imp.version) for imp in model.opset_import}
-        producer = f"{model.producer_name} {model.producer_version}".strip()
-    except Exception:  # not installed, or an unusual file that onnxruntime reads anyway
-        pass
-    return {
-        "path": name,
-        "inputs": [vars(i) | {"shape": list(i.shape)} for i in _infos(session.get_inputs())],
-        "outputs": [vars(o) | {"shape": list(o.shape)} for o in _infos(session.get_outputs())],
-        "metadata": parse_metadata(dict(meta.custom_metadata_map)),
-        "producer": producer,
-        "opset": opset,
-    }
-
 
 # --------------------------------------------------------------------------- decoder
 class OnnxDecoder:
@@ -243,11 +155,13 @@ class OnnxDecoder:
     """
 
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
-        self.path, self._session = _open_session(path, threads=1)
+        self.path, data, summary = _read(path)
+        self._session = _session(self.path, data, threads=1)
+        self._model_bytes = len(data)
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self._pool = self._session  # replaced by a multi-threaded session once the file checks out
-        self.metadata = parse_metadata(dict(self._session.get_modelmeta().custom_metadata_map))
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        self.metadata = parse_metadata(summary.metadata)
+        inputs, outputs = _signature(self.path, self._session)
         if len(inputs) != 1:
             raise ModelFileError(
                 f"{self.path}: has {len(inputs)} inputs; a decoder takes one latent matrix [N, d]"
@@ -261,6 +175,10 @@ class OnnxDecoder:
             )
         if not outputs:
             raise ModelFileError(f"{self.path}: the model has no outputs")
+        if outputs[0].type not in _NUMERIC_TYPES:
+            raise ModelFileError(
+                f"{self.path}: output '{outputs[0].name}' is {outputs[0].type}, not numbers"
+            )
         meta_d = self.metadata.get("latent_dim")
         if isinstance(shape[1], int):
             d = shape[1]
@@ -275,17 +193,23 @@ class OnnxDecoder:
                 f"{self.path}: input '{inp.name}' has no fixed latent size {_fmt_shape(shape)} "
                 "and the file has no latent_dim metadata"
             )
-        if d < 1:
-            raise ModelFileError(f"{self.path}: input '{inp.name}' has latent size {d}")
+        if not 1 <= d <= MAX_LATENT_DIM:
+            raise ModelFileError(
+                f"{self.path}: input '{inp.name}' has latent size {d}; "
+                f"a decoder takes 1 to {MAX_LATENT_DIM} latent dimensions"
+            )
         self.latent_dim: int = int(d)
         self._in_name = inp.name
         self._in_dtype = _FLOAT_TYPES[inp.type]
         self._out_names = [outputs[0].name]
         self._fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        if self._fixed_batch is not None and self._fixed_batch > MAX_LATENT_DIM:
+            raise ModelFileError(f"{self.path}: input '{inp.name}' has a fixed batch of {shape[0]}")
+        self.output_shape: tuple[int, ...] | None = None  # known after the graph or a probe
 
         out_shape = _dims(outputs[0].shape or [])
         if len(out_shape) >= 2 and all(isinstance(s, int) for s in out_shape[1:]):
-            self.output_shape: tuple[int, ...] = tuple(int(s) for s in out_shape[1:])
+            self.output_shape = tuple(int(s) for s in out_shape[1:])
         else:
             probe = self._run(np.zeros((1, self.latent_dim), dtype=self._in_dtype))
             if probe.ndim < 2 or probe.shape[0] != 1:
@@ -294,6 +218,12 @@ class OnnxDecoder:
                     "for one latent vector; expected [1, ...]"
                 )
             self.output_shape = tuple(int(s) for s in probe.shape[1:])
+        self._sample_values = math.prod(self.output_shape)
+        if not 1 <= self._sample_values <= MAX_SAMPLE_VALUES:
+            raise ModelFileError(
+                f"{self.path}: one decoded sample has shape {list(self.output_shape)} "
+                f"({self._sample_values} values); at most {MAX_SAMPLE_VALUES} are shown"
+            )
         meta_shape = self.metadata.get("data_shape")
         if isinstance(meta_shape, list) and tuple(meta_shape) != self.output_shape:
             raise ModelFileError(
@@ -303,8 +233,9 @@ class OnnxDecoder:
         self.image_shape = image_shape(self.output_shape)
         # A second session with a thread pool for large batches (strips, grids); same file.
         if self.threads > 1:
-            self._pool = _open_session(self.path, self.threads)[1]
-        self.display_range = self._find_display_range()
+            self._pool = _session(self.path, data, self.threads)
+        del data
+        self.display_range = _checked_range(self.path, *self._find_display_range())
         lo, hi = self.display_range
         self._identity_range = lo == 0.0 and hi == 1.0
         self._scale = np.float32(1.0 / (hi - lo))
@@ -320,25 +251,55 @@ class OnnxDecoder:
             return np.concatenate([self._run(padded[i : i + b]) for i in range(0, len(padded), b)])[:n]
         session = self._session if z.shape[0] <= SMALL_BATCH else self._pool
         try:
-            out = session.run(self._out_names, {self._in_name: z})[0]
+            out = run_bounded(session, self._out_names, {self._in_name: z},
+                              run_budget(z.shape[0], self._model_bytes))[0]
+        except RunTimeout as exc:
+            raise ModelFileError(
+                f"{self.path}: decoding {z.shape[0]} latent vectors was stopped after "
+                f"{exc.seconds:.0f} s, far longer than a model of this size needs (a loop that "
+                "does not end?)"
+            ) from None
         except Exception as exc:
             raise ModelFileError(f"{self.path}: onnxruntime failed to decode ({_short(exc)})") from None
+        return self._checked_output(out, z.shape[0])
+
+    def _checked_output(self, out: Any, n: int) -> np.ndarray:
+        """``out`` if it is a numeric array of n samples of :attr:`output_shape`, else one line."""
+        if not isinstance(out, np.ndarray) or out.dtype.kind not in "fiu":
+            kind = out.dtype if isinstance(out, np.ndarray) else type(out).__name__
+            raise ModelFileError(f"{self.path}: the decoder's output is {kind}, not numbers")
+        if out.ndim < 1 or out.shape[0] != n:
+            raise ModelFileError(
+                f"{self.path}: the decoder returned {out.shape[0] if out.ndim else 'no'} samples "
+                f"for {n} latent vectors (output shape {list(out.shape)})"
+            )
+        if self.output_shape is not None and out.shape[1:] != self.output_shape:
+            raise ModelFileError(
+                f"{self.path}: the decoder returned samples of shape {list(out.shape[1:])}; "
+                f"its graph declares {list(self.output_shape)}"
+            )
         return out
 
     def _find_display_range(self) -> tuple[float, float]:
         meta_range = self.metadata.get("display_range")
-        if (
-            isinstance(meta_range, list)
-            and len(meta_range) == 2
-            and all(isinstance(v, (int, float)) for v in meta_range)
-            and meta_range[1] > meta_range[0]
-        ):
-            return float(meta_range[0]), float(meta_range[1])
+        if meta_range is not None:
+            if not (
+                isinstance(meta_range, list)
+                and len(meta_range) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in meta_range)
+            ):
+                raise ModelFileError(
+                    f"{self.path}: metadata display_range is {str(meta_range)[:60]}, not two numbers"
+                )
+            lo, hi = (float(v) if abs(v) < 1e300 else math.inf for v in meta_range)
+            return lo, hi
         if self.metadata.get("likelihood") == "bernoulli" or self.metadata.get("scaling") == "uint8/255":
             return 0.0, 1.0
         # Unknown range: decode prior draws once and look at the values.
         rng = np.random.default_rng(_RANGE_PROBE_SEED)
-        z = rng.standard_normal((_RANGE_PROBE_N, self.latent_dim)).astype(self._in_dtype)
+        per_draw = 8 * (self.latent_dim + self._sample_values)  # float64 draws and outputs
+        n = max(1, min(_RANGE_PROBE_N, _PROBE_BYTES // per_draw))
+        z = rng.standard_normal((n, self.latent_dim)).astype(self._in_dtype)
         x = np.asarray(self._run(z), dtype=np.float64)
         x = x[np.isfinite(x)]
         if x.size == 0:
@@ -372,6 +333,13 @@ class OnnxDecoder:
             )
         if arr.shape[0] == 0:
             raise ModelFileError(f"{self.path}: no latent vectors to decode")
+        need = arr.shape[0] * (self._sample_values or 1) * 8
+        if need > MAX_DECODE_BYTES:
+            raise ModelFileError(
+                f"{self.path}: decoding {arr.shape[0]} latent vectors at once would need "
+                f"{need / 2**30:.1f} GiB; decode at most "
+                f"{max(1, MAX_DECODE_BYTES // (8 * (self._sample_values or 1)))} at a time"
+            )
         # Exact and cheaper than isfinite().all(): a float64 sum of float32 values cannot
         # overflow, and any NaN or inf makes it non-finite.
         finite = (
@@ -436,60 +404,3 @@ class OnnxDecoder:
             f"OnnxDecoder({self.path!r}, latent_dim={self.latent_dim}, "
             f"output_shape={self.output_shape})"
         )
-
-
-# --------------------------------------------------------------------------- encoder
-class OnnxEncoder:
-    """An exported encoder x [N, *data_shape] -> (mu, logvar), each [N, latent_dim].
-
-    ``encode`` returns the posterior's parameters, never a sample. The input shape is read from
-    the graph (or our ``data_shape`` metadata); flat rows [N, prod(data_shape)] are reshaped.
-    """
-
-    def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
-        self.path, self._session = _open_session(path, threads)
-        self.metadata = parse_metadata(dict(self._session.get_modelmeta().custom_metadata_map))
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or inputs[0].type not in _FLOAT_TYPES:
-            sig = ", ".join(i.describe() for i in _infos(inputs))
-            raise ModelFileError(f"{self.path}: an encoder takes one float input; this has ({sig})")
-        if len(outputs) != 2:
-            raise ModelFileError(
-                f"{self.path}: an encoder has two outputs (mu, logvar); this has {len(outputs)}"
-            )
-        shape = _dims(inputs[0].shape or [])
-        meta_shape = self.metadata.get("data_shape")
-        if len(shape) >= 2 and all(isinstance(s, int) for s in shape[1:]):
-            self.data_shape: tuple[int, ...] = tuple(int(s) for s in shape[1:])
-        elif isinstance(meta_shape, list):
-            self.data_shape = tuple(int(s) for s in meta_shape)
-        else:
-            raise ModelFileError(f"{self.path}: the encoder's input shape is not fixed in the graph")
-        out_shape = _dims(outputs[0].shape or [])
-        meta_d = self.metadata.get("latent_dim")
-        if len(out_shape) == 2 and isinstance(out_shape[1], int):
-            self.latent_dim = int(out_shape[1])
-        elif isinstance(meta_d, int):
-            self.latent_dim = meta_d
-        else:
-            raise ModelFileError(f"{self.path}: the encoder's latent size is not fixed in the graph")
-        self._in_name = inputs[0].name
-        self._in_dtype = _FLOAT_TYPES[inputs[0].type]
-        self._out_names = [o.name for o in outputs]
-
-    def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(mu, logvar) of q(z|x), each float32 [N, latent_dim]; x [N, *data_shape] or flat."""
-        arr = _as_array(self.path, x, self._in_dtype,
-                        f"the encoder takes samples of shape {list(self.data_shape)} as numbers")
-        size = int(np.prod(self.data_shape))
-        if arr.ndim == 0 or arr.size % size or (arr.ndim > 1 and int(np.prod(arr.shape[1:])) != size):
-            raise ModelFileError(
-                f"{self.path}: the encoder takes samples of shape {list(self.data_shape)}; "
-                f"got {list(arr.shape)}"
-            )
-        arr = np.ascontiguousarray(arr.reshape(-1, *self.data_shape))
-        try:
-            mu, logvar = self._session.run(self._out_names, {self._in_name: arr})
-        except Exception as exc:
-            raise ModelFileError(f"{self.path}: onnxruntime failed to encode ({_short(exc)})") from None
-        return mu.astype(np.float32, copy=False), logvar.astype(np.float32, copy=False)

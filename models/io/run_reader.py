@@ -13,6 +13,8 @@ import torch
 
 from models.config import RunConfig
 from models.data.preprocessing import run_data_spec
+from models.data.hdf5_safety import open_hdf5
+from models.io.liveness import process_alive
 from models.errors import LatentExplorerError, RunFileError, first_line
 from models.io.run_layout import FORMAT_NAME, FORMAT_VERSION, STATUSES, as_text
 from models.nn.vae import VAE
@@ -56,25 +58,8 @@ class RunReader:
             raise RunFileError(f"{self.path}: damaged or truncated run file ({first_line(exc)})") from None
 
     def _open(self) -> h5py.File:
-        try:
-            if not h5py.is_hdf5(self.path):
-                raise RunFileError(f"{self.path}: not an HDF5 file, so not a run file")
-        except OSError as exc:
-            raise RunFileError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
-        # A closed file opens normally, and HDF5 then checks its length (a SWMR reader skips that
-        # check, since a live file may grow). A file open for SWMR writing, or left so by a killed
-        # writer, refuses a normal open: read it as SWMR.
-        try:
-            return h5py.File(self.path, "r")
-        except OSError as exc:
-            if "truncated" in str(exc):
-                raise RunFileError(f"{self.path}: truncated HDF5 file ({first_line(exc)})") from None
-            first = exc
-        try:
-            return h5py.File(self.path, "r", libver="latest", swmr=True)
-        except OSError as exc:
-            reason = first_line(exc) if "truncated" in str(exc) else first_line(first)
-            raise RunFileError(f"{self.path}: damaged or truncated HDF5 file ({reason})") from None
+        # bounded: SWMR only when the file says it is open for write; no links or external storage
+        return open_hdf5(self.path, RunFileError, what="a run file")
 
     def _check_format(self) -> None:
         f = self._file
@@ -111,17 +96,8 @@ class RunReader:
         machine, None when that cannot be told (another machine, or an older file). A file whose
         status is still ``running`` while its writer is gone was interrupted (e.g. killed): it
         holds every epoch flushed before."""
-        if self.writer is None or self.writer[0] != socket.gethostname():
-            return None
-        try:
-            os.kill(self.writer[1], 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # exists, owned by someone else
-            return True
-        except OSError:
-            return None
-        return True
+        host, pid = self.writer or (None, None)
+        return process_alive(host, pid, self.created)  # one liveness rule (pid reuse, zombies)
 
     def effective_status(self) -> RunStatus:
         """The status, except that a run still marked running whose writer is gone (killed, on

@@ -18,7 +18,10 @@ import h5py
 import numpy as np
 
 from models.config import RunConfig
-from models.errors import RunFileError, file_exists
+from models.errors import RunFileError, file_exists, first_line
+from models.io.disk import check_free_space
+from models.io.liveness import file_replaced, refuse_live_writer
+from models.io.temp_files import remove_stale_temps
 from models.io.run_layout import (
     EPOCH_COLUMNS, EPOCH_MATRICES, EPOCH_STRINGS, FLUSH_SECONDS, FORMAT_NAME, FORMAT_VERSION,
     MESSAGE_BYTES, STATUS_BYTES, STATUSES, STEP_COLUMNS, STEP_MATRICES, VERDICT_BYTES, fixed_bytes,
@@ -67,9 +70,13 @@ class RunWriter:
         self._start = time.time()
         self._file: h5py.File | None = None
         check_run_target(self.path, force)
+        refuse_live_writer(self.path)  # --force never replaces a live run's file
+        remove_stale_temps(self.path)  # RUN.h5.tmp-PID left by killed writers
+        weights = _arrays(model)
+        check_free_space(self.path, 2 * sum(a.nbytes for a in weights.values()))  # full disk: one line
         tmp = f"{self.path}.tmp-{os.getpid()}"
         try:
-            self._create(tmp, config, _arrays(model), dict(dataset_info), val_indices)
+            self._create(tmp, config, weights, dict(dataset_info), val_indices)
             if force:
                 os.replace(tmp, self.path)
             else:
@@ -83,8 +90,8 @@ class RunWriter:
                     os.replace(tmp, self.path)
                 else:
                     os.unlink(tmp)
-        except OSError as exc:
-            raise RunFileError(f"{self.path}: cannot write the run file: {exc.strerror or exc}") from None
+        except (OSError, RuntimeError) as exc:  # h5py's close after ENOSPC raises RuntimeError
+            raise RunFileError(f"{self.path}: cannot write the run file: {first_line(exc)}") from None
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -266,6 +273,9 @@ class RunWriter:
         """Write buffered step rows and make everything written so far visible to readers."""
         if self._file is None:
             return
+        if file_replaced(self.path, self._file):
+            raise RunFileError(f"{self.path}: the file was replaced or removed while this run wrote it")
+        check_free_space(self.path, 0)  # never write into a full disk (h5py crashes on it)
         self._write_pending_steps()
         self._file["updated"][()] = time.time()
         self._file.flush()

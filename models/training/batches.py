@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from models.config import RunConfig
-from models.data import Dataset, bernoulli_bytes, binarize_validation, check_unit_range
+from models.data import Dataset, bernoulli_bytes, binarize_validation
+from models.data.preprocessing import check_range
 from models.errors import DataError
 from models.latent import discrete
 from models.nn.likelihoods import dequantize_bytes
@@ -47,7 +48,8 @@ class TrainingBatches:
         self.shape = tuple(config.model.data_shape)
         self.batch_size = config.train.batch_size
         self.seed = config.train.seed
-        self.binary = config.model.likelihood == "bernoulli"
+        self.likelihood = config.model.likelihood
+        self.binary = self.likelihood == "bernoulli"
         self.dynamic = self.binary and config.train.binarize == "dynamic"
         self.dequantize = dequantize  # 8-bit data under a Gaussian: (k + u) / 256 each batch
         self.device = device
@@ -67,8 +69,8 @@ class TrainingBatches:
         out = torch.empty((len(idx), *self.shape), dtype=dtype, device=self.device)
         for s in range(0, len(idx), _READ_CHUNK):
             x = data.read(idx[s : s + _READ_CHUNK])
-            if self.binary and not as_bytes:
-                check_unit_range(x, data.name, "training rows", _RANGE_HINT)
+            if not as_bytes:
+                check_range(x, self.likelihood, data.name, "training rows", _RANGE_HINT)
             x = x.reshape(len(x), *self.shape)
             if threshold:
                 x = (x > 0.5).astype(np.uint8)
@@ -89,8 +91,7 @@ class TrainingBatches:
             return
         rng = np.random.default_rng([self.seed, epoch])
         for xb in self.data.iter_batches(self.indices, bs, rng):
-            if self.binary:
-                check_unit_range(xb, self.data.name, "training rows", _RANGE_HINT)
+            check_range(xb, self.likelihood, self.data.name, "training rows", _RANGE_HINT)
             x = torch.from_numpy(np.ascontiguousarray(xb).reshape(len(xb), *self.shape))
             yield self._model_input(x.to(self.device, non_blocking=True)), len(xb)
 
@@ -140,8 +141,7 @@ def validation_array(
     arr = arr.reshape(len(arr), *mc.data_shape)
     if not np.all(np.isfinite(arr)):
         raise DataError(f"{source}: the validation rows hold NaN or infinite values")
-    if mc.likelihood == "bernoulli":
-        check_unit_range(arr, source, "validation rows", _RANGE_HINT)
+    check_range(arr, mc.likelihood, source, "validation rows", _RANGE_HINT)
     return arr
 
 
