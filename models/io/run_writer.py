@@ -70,7 +70,6 @@ class RunWriter:
         self._start = time.time()
         self._file: h5py.File | None = None
         check_run_target(self.path, force)
-        refuse_live_writer(self.path)  # --force never replaces a live run's file
         remove_stale_temps(self.path)  # RUN.h5.tmp-PID left by killed writers
         weights = _arrays(model)
         check_free_space(self.path, 2 * sum(a.nbytes for a in weights.values()))  # full disk: one line
@@ -310,11 +309,14 @@ def _arrays(model: VAE | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def check_run_target(path: str, force: bool) -> None:
     """RunFileError unless a run file may be written at ``path``: not a directory, its folder
-    there, and no file there unless ``force``. Cheap: check before any slow work."""
+    there, no file there unless ``force``, and never a file a live run writes (``--force`` does
+    not replace it). Cheap: check before any slow work."""
     if os.path.isdir(path):
         raise RunFileError(f"{path}: is a directory, not a run file")
-    if os.path.exists(path) and not force:
-        raise file_exists(path, RunFileError)
+    if os.path.exists(path):
+        if not force:
+            raise file_exists(path, RunFileError)
+        refuse_live_writer(path)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise RunFileError(f"{path}: the folder {parent} does not exist")

@@ -28,7 +28,7 @@ import torch
 
 from models.config import RunConfig
 from models.data import Dataset, load_dataset, run_split
-from models.errors import ConfigError, DataError, error_line
+from models.errors import ConfigError, DataError, error_line, LatentExplorerError
 from models.diagnostics.summary import data_spread
 from models.latent import discrete
 from models.nn.objectives import elbo_terms, kl_weight, training_loss
@@ -194,8 +194,11 @@ class Trainer:
         for fn in list(self._callbacks):
             try:
                 fn(ev)
-            except Exception as exc:  # not silent: logged, the run ends, run() re-raises it
-                log.exception("a training callback raised; the run stops")
+            except Exception as exc:  # not silent: the run ends, run() re-raises it
+                if isinstance(exc, LatentExplorerError):  # the user's to read, in one line
+                    log.debug("a training callback refused: %s", exc)
+                else:
+                    log.exception("a training callback raised; the run stops")
                 if self._callback_error is None:
                     self._callback_error = exc
                 self._stop.set()
