@@ -24,15 +24,29 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+import functools
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from models.config import ModelConfig, ObjectiveConfig, check_seed
 from models.errors import DataError, TrainingError
-from models.nn.objectives import log_normal, log_standard_normal
-from models.nn.vae import VAE
+
+if TYPE_CHECKING:  # byo: torch loads on first use, so the verdict and JSON_KEYS are torch-free
+    import torch
+
+    from models.nn.vae import VAE
+
+
+def _no_grad(fn):  # byo: torch.no_grad() applied at call time (importing this loads no torch)
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return inner
 
 #: A dimension is active when the variance of its posterior mean over the data exceeds this
 #: (Burda et al. 2016, "Importance weighted autoencoders", section 5.2).
@@ -88,6 +102,7 @@ def mutual_information(
     The Gaussian log-densities of all M x N pairs are expanded into one matrix product, in
     float64 (``logvar`` is clamped at -30 to keep the expansion exact enough).
     """
+    import torch  # byo: on first use
     mu_t, lv_t = _as_f64(mu, logvar)
     n, d = mu_t.shape
     if n < 2:
@@ -111,6 +126,7 @@ def _log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> tor
     one [m, 2d] x [2d, N] product, ``[z, z^2] @ [mu p; -p/2]``, instead of an [M, N, d] tensor.
     Chunks of rows keep each [m, N] block about 8 MB, small enough to stay in cache.
     """
+    import torch  # byo: on first use
     prec = torch.exp(-logvar)  # [N, d]
     const = -0.5 * (z.shape[1] * _LOG_2PI + logvar.sum(1) + (mu.square() * prec).sum(1))  # [N]
     weights = torch.cat([mu * prec, -0.5 * prec], 1).T.contiguous()  # [2d, N]
@@ -124,6 +140,7 @@ def _log_mixture(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> tor
 
 
 def _as_f64(mu: np.ndarray, logvar: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch  # byo: on first use
     mu_t = torch.as_tensor(np.asarray(mu), dtype=torch.float64).cpu()
     lv_t = torch.as_tensor(np.asarray(logvar), dtype=torch.float64).cpu()
     if mu_t.dim() != 2 or mu_t.shape != lv_t.shape or mu_t.shape[0] == 0:
@@ -403,11 +420,12 @@ class _Rows(Protocol):  # a models.data.Dataset, or anything that reads rows by 
     def read(self, indices: np.ndarray) -> np.ndarray: ...
 
 
-Data = np.ndarray | torch.Tensor | _Rows
+Data = "np.ndarray | torch.Tensor | _Rows"  # byo: a string, so torch loads on first use
 
 
 def _batches(vae: VAE, x: Data, batch_size: int) -> Iterator[torch.Tensor]:
     """Rows of x in order, as tensors on the model's device in its floating-point type."""
+    import torch  # byo: on first use
     param = next(vae.parameters())
     n = len(x)
     for s in range(0, n, batch_size):
@@ -420,7 +438,7 @@ def _batches(vae: VAE, x: Data, batch_size: int) -> Iterator[torch.Tensor]:
         yield xb.to(device=param.device, dtype=param.dtype)
 
 
-@torch.no_grad()
+@_no_grad  # byo
 def encode_dataset(vae: VAE, x: Data, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """The posterior parameters (mu, logvar) of every row of x, as float32 numpy [N, d] each.
 
@@ -438,7 +456,7 @@ def encode_dataset(vae: VAE, x: Data, batch_size: int = 512) -> tuple[np.ndarray
     return np.concatenate(mus), np.concatenate(lvs)
 
 
-@torch.no_grad()
+@_no_grad  # byo
 def importance_terms(
     vae: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 64
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -450,6 +468,9 @@ def importance_terms(
     ``objectives.iwae_bound`` makes them (chunks of ``chunk`` samples, [kk, B, d] each), so for
     one generator state the IWAE values are identical to it.
     """
+    import torch  # byo: on first use
+
+    from models.nn.objectives import log_normal, log_standard_normal
     mu, logvar = vae.encode(x)
     b, d = mu.shape
     log_px_parts, log_w_parts = [], []
@@ -500,6 +521,8 @@ def diagnose(
     not finite on x (diverged weights) raises ``NonFiniteModelError`` (a ``TrainingError``)
     saying which value; every number of a returned Diagnosis is finite.
     """
+    import torch  # byo: on first use
+
     if iw_samples < 1:
         raise ValueError(f"iw_samples must be at least 1, not {iw_samples}")
     check_seed(int(seed))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import ConfigError, DataError
+from models.cli import diagnose_pair  # byo
 from models.cli.args import seed_arg
 
 
@@ -31,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "in plain words. All values are nats per sample.",
     )
     p.add_argument(
-        "run_file", metavar="RUN.h5", help="a run file written by `latent-explorer train`"
+        "run_file", metavar="RUN.h5", nargs="?",  # byo: optional, a pair of ONNX files instead
+        help="a run file written by `latent-explorer train` (or --encoder/--decoder instead)",
     )
     p.add_argument(
         "--data",
@@ -55,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of every random draw, 0 to 2**63 - 1 "
                    "(default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    diagnose_pair.add_arguments(p)  # byo: --encoder/--decoder and their options
     p.set_defaults(handler=run)
     return p
 
@@ -70,6 +73,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
+    if diagnose_pair.wanted(args):  # byo: a model given as two ONNX files, torch-free
+        return diagnose_pair.run(args)
     import torch
 
     from models.diagnostics import NonFiniteModelError, diagnose
@@ -197,12 +202,19 @@ def _model_ready(x: np.ndarray, cfg: Any) -> np.ndarray:
 def format_report(d: Any, run_file: str, source: str, data_dim: int, config: Any) -> str:
     """The human-readable text ``diagnose`` prints."""
     obj = config.objective
-    log2 = math.log(2.0)
     lines = [
         f"{run_file}: {source}",
         f"  objective: beta {obj.beta:g}, KL warm-up {obj.warmup_steps} steps, "
         f"free bits {obj.free_bits:g} nats; likelihood {config.model.likelihood}; "
         f"all values nats per sample",
+    ]
+    return "\n".join(lines + report_body(d, data_dim))
+
+
+def report_body(d: Any, data_dim: int) -> list[str]:  # byo: shared with diagnose_pair
+    """The figures, the table per dimension and the verdict, as lines (after a blank one)."""
+    log2 = math.log(2.0)
+    lines = [
         "",
         f"  ELBO                 {d.elbo:12.4f}   = -(distortion + rate)",
         f"  distortion D         {d.distortion:12.4f}   -E_q[log p(x|z)], "
@@ -225,4 +237,4 @@ def format_report(d: Any, run_file: str, source: str, data_dim: int, config: Any
         state = "collapsed" if i in collapsed else "active"
         lines.append(f"  {i:>3d}  {kl:10.4f}  {act:9.4f}   {state}")
     lines += ["", "verdict: " + d.verdict]
-    return "\n".join(lines)
+    return lines

@@ -46,8 +46,9 @@ from models.nn.vae import VAE
 log = logging.getLogger(__name__)
 
 #: The validation set is binarised once with this seed (whatever the run's seed), so runs with
-#: different seeds are scored on the same binary images.
-VAL_BINARIZE_SEED = 0
+#: different seeds are scored on the same binary images. byo: its torch-free home is
+#: models.data.evaluation (the ONNX diagnosis binarises by the same rule).
+from models.data.evaluation import VAL_BINARIZE_SEED  # noqa: E402
 #: The z draws of the validation distortion use this seed at every evaluation.
 VAL_NOISE_SEED = 0
 #: At most this many validation rows are held in memory and scored each epoch.

@@ -1,0 +1,313 @@
+"""Diagnose a VAE given as two ONNX files, with onnxruntime and numpy only (no torch).
+
+The same figures as ``models.diagnostics.diagnose`` for our own runs, by the same definitions,
+in nats per sample: the distortion ``D = -E_q log p(x|z)`` (a Monte Carlo mean over K draws of
+z per row), the rate ``R = sum_i KL_i`` (closed form per dimension), ``ELBO = -(D + R)``,
+``IWAE_K = E_x[logsumexp_k log w_k - log K]`` with ``log w = log p(x|z) + log p(z) - log q(z|x)``
+from the same draws (Burda et al. 2016), the gap ``IWAE_K - ELBO``, I(X;Z) by the mixture
+estimator with its ceiling ``log N``, the marginal KL ``R - I``, activity, active units and
+collapsed dimensions, and the verdict of ``models.diagnostics.verdict`` (with the JSON keys of
+``models.diagnostics.JSON_KEYS``) plus a remedy phrased for a model trained elsewhere, whose
+beta, warm-up and free bits are unknown here.
+
+``log q(z|x)`` is computed from the standard-normal noise (``-1/2 sum(log 2pi + logvar +
+eps^2)``), which keeps its precision when sigma << |mu|. Work is batched (``batch_size`` rows,
+K draws in chunks); ``progress(done, total)`` is called after each batch and ``should_stop()``
+checked before each, raising :class:`DiagnosisStopped`.
+
+:func:`open_model` is what the app runs in a background task: it opens the pair and the data,
+encodes the rows and returns a :class:`PairModel` with ``encode``, ``decode``,
+``log_likelihood`` (IWAE per row), ``summary`` and ``diagnose``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from models.data import Dataset, load_dataset
+from models.data.evaluation import binarize_for_evaluation, pick_rows
+from models.diagnostics import (
+    ACTIVE_THRESHOLD,
+    JSON_KEYS,
+    MI_CEILING_MARGIN,
+    MI_SAMPLES,
+    Diagnosis,
+    NonFiniteModelError,
+    verdict,
+)
+from models.errors import DataError
+from models.io.onnx_pair import OnnxPair, PairOptions, open_pair
+from models.latent.geometry import activity, kl_per_dim
+
+_LOG_2PI = math.log(2.0 * math.pi)
+#: At most this many rows are diagnosed unless told otherwise (as ``diagnose RUN.h5 --data``).
+MAX_ROWS = 10_000
+
+Progress = Callable[[int, int], None]
+StopCheck = Callable[[], bool]
+
+
+class DiagnosisStopped(Exception):
+    """``should_stop()`` said stop; nothing was computed to the end."""
+
+
+class _Rows(Protocol):
+    def __len__(self) -> int: ...
+    def read(self, indices: np.ndarray) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------- I(X;Z)
+def mutual_information_np(mu: np.ndarray, logvar: np.ndarray,
+                          rng: np.random.Generator | int | None = 0,
+                          n_z: int = MI_SAMPLES) -> float:
+    """I(X;Z) under the encoder, nats, by the mixture estimator of
+    ``models.diagnostics.mutual_information`` (same subsample and draws for one seed), in numpy:
+    ``1/M sum_m [log q(z_m|x_m) - log 1/N sum_n q(z_m|x_n)]``; at most ``log N``.
+    (To be pointed at the numpy estimator of ``models.latent.stats`` once it lands.)"""
+    mu = np.asarray(mu, dtype=np.float64)
+    lv = np.maximum(np.asarray(logvar, dtype=np.float64), -30.0)
+    n, d = mu.shape
+    if n < 2:
+        return 0.0
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    m = min(n, int(n_z))
+    idx = np.sort(gen.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+    eps = gen.standard_normal((m, d))
+    z = mu[idx] + np.exp(0.5 * lv[idx]) * eps
+    log_own = -0.5 * (_LOG_2PI + lv[idx] + eps**2).sum(1)
+    prec = np.exp(-lv)
+    const = -0.5 * (d * _LOG_2PI + lv.sum(1) + (mu**2 * prec).sum(1))
+    weights = np.concatenate([mu * prec, -0.5 * prec], 1).T  # [2d, N]
+    rows = max(1, 1_000_000 // n)
+    agg = np.empty(m)
+    for s in range(0, m, rows):
+        zc = z[s : s + rows]
+        logp = np.concatenate([zc, zc**2], 1) @ weights + const  # [m, N]
+        top = logp.max(1)
+        agg[s : s + rows] = top + np.log(np.exp(logp - top[:, None]).sum(1))
+    return float((log_own - (agg - math.log(n))).mean())
+
+
+def latent_stats(mu: np.ndarray, logvar: np.ndarray, seed: int = 0,
+                 n_z: int = MI_SAMPLES) -> dict[str, Any]:
+    """KL and activity per dimension, active units, collapsed dims, rate, I(X;Z) with its
+    ceiling ``log N`` and flag, marginal KL: the ``latent_summary`` dict, torch-free."""
+    mu = np.asarray(mu, dtype=np.float64)
+    lv = np.asarray(logvar, dtype=np.float64)
+    if not (np.isfinite(mu).all() and np.isfinite(lv).all()):
+        raise NonFiniteModelError("the encoder's posterior parameters were not finite")
+    kl, act = kl_per_dim(mu, lv), activity(mu)
+    collapsed = [int(i) for i in np.flatnonzero(act <= ACTIVE_THRESHOLD)]
+    rate = float(kl.sum())
+    n = int(mu.shape[0])
+    mi = mutual_information_np(mu, lv, rng=seed, n_z=n_z)
+    ceiling = math.log(n) if n > 1 else 0.0
+    return {
+        "kl_per_dim": [float(v) for v in kl], "rate": rate,
+        "activity_per_dim": [float(v) for v in act],
+        "active_units": int(mu.shape[1] - len(collapsed)), "collapsed_dims": collapsed,
+        "mutual_info": mi, "marginal_kl": rate - mi, "n_samples": n,
+        "mi_ceiling": ceiling, "mi_saturated": bool(n > 1 and mi > ceiling - MI_CEILING_MARGIN),
+    }
+
+
+# --------------------------------------------------------------------------- the decoder terms
+def importance_terms(pair: OnnxPair, x: np.ndarray, k: int, rng: np.random.Generator,
+                     chunk_rows: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """K draws z_k ~ q(z|x) for each row of x [B, ...]: per row the distortion
+    ``-1/K sum_k log p(x|z_k)`` and ``IWAE_K``, and (mu, logvar); float64. The draws are decoded
+    about ``chunk_rows`` at a time."""
+    mu, lv = pair.encode(x)
+    b, d = mu.shape
+    per = max(1, chunk_rows // max(1, b))
+    log_px_all, log_w_all = np.empty((k, b)), np.empty((k, b))
+    xf = np.asarray(x, dtype=np.float32).reshape(b, -1)
+    done = 0
+    while done < k:
+        kk = min(per, k - done)
+        eps = rng.standard_normal((kk, b, d))
+        z = mu + np.exp(0.5 * lv) * eps
+        z32 = z.astype(np.float32)
+        xs = np.broadcast_to(xf, (kk, *xf.shape)).reshape(kk * b, -1)
+        log_px = pair.log_px_given_z(xs, z32.reshape(kk * b, d)).reshape(kk, b)
+        z64 = z32.astype(np.float64)  # the very values decoded
+        log_pz = -0.5 * (d * _LOG_2PI + (z64**2).sum(2))
+        log_q = -0.5 * (_LOG_2PI + lv + eps**2).sum(2)
+        log_px_all[done : done + kk] = log_px
+        log_w_all[done : done + kk] = log_px + log_pz - log_q
+        done += kk
+    top = log_w_all.max(0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        iwae = top + np.log(np.exp(log_w_all - top).sum(0)) - math.log(k)
+    return -log_px_all.mean(0), iwae, mu, lv
+
+
+def _chunks(x: np.ndarray | _Rows, batch_size: int):
+    n = len(x)
+    for s in range(0, n, batch_size):
+        rows = np.arange(s, min(n, s + batch_size))
+        yield (x[s : s + batch_size] if isinstance(x, np.ndarray) else x.read(rows)), len(rows)
+
+
+def remedy_elsewhere(summary: dict[str, Any]) -> str:
+    """What to look at in a model trained elsewhere, whose objective is unknown here."""
+    if int(summary["active_units"]) == 0:
+        return ("Trained elsewhere, so its objective is unknown here: look at the KL weight its "
+                "training used (a beta above 1, or no KL warm-up), whether it used free bits, and "
+                "how strong its decoder is.")
+    if summary["collapsed_dims"]:
+        return ("Trained elsewhere, so its KL weight is unknown here: with the plain ELBO "
+                "(weight 1) unused dimensions at the prior are expected; with a weight above 1 "
+                "they may have been switched off.")
+    return ""
+
+
+def diagnose_pair(pair: OnnxPair, x: np.ndarray | _Rows, *, iw_samples: int = 100,
+                  batch_size: int = 128, seed: int = 0, n_z: int = MI_SAMPLES,
+                  progress: Progress | None = None,
+                  should_stop: StopCheck | None = None) -> Diagnosis:
+    """Diagnose the pair on model-ready rows x (array or Dataset; binary for Bernoulli).
+
+    Seeded: the same seed, files and rows give the same numbers. Returns a
+    ``models.diagnostics.Diagnosis``; ``values`` of :func:`diagnosis_values` has every figure.
+    """
+    if iw_samples < 1:
+        raise ValueError(f"iw_samples must be at least 1, not {iw_samples}")
+    n = len(x)
+    if n == 0:
+        raise DataError("there are no data samples to diagnose")
+    rng = np.random.default_rng(seed)
+    dist_sum = iwae_sum = 0.0
+    mus, lvs, done = [], [], 0
+    for xb, nb in _chunks(x, batch_size):
+        if should_stop is not None and should_stop():
+            raise DiagnosisStopped()
+        xb = np.asarray(xb, dtype=np.float32)
+        if not np.isfinite(xb).all():
+            raise DataError("the data contain NaN or infinite values")
+        if pair.likelihood == "bernoulli" and not ((xb == 0) | (xb == 1)).all():
+            raise DataError("the Bernoulli likelihood needs binary data (0 or 1); binarise them")
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            dist, iwae, mu, lv = importance_terms(pair, xb, iw_samples, rng)
+        dist_sum += float(dist.sum())
+        iwae_sum += float(iwae.sum())
+        mus.append(mu)
+        lvs.append(lv)
+        done += nb
+        if progress is not None:
+            progress(done, n)
+    distortion, iwae_mean = dist_sum / n, iwae_sum / n
+    if not math.isfinite(distortion) or not math.isfinite(iwae_mean):
+        what = f"the distortion was {distortion}" if not math.isfinite(distortion) else \
+            f"the IWAE estimate was {iwae_mean}"
+        raise NonFiniteModelError(f"{pair.decoder_path}: {what}")
+    summary = latent_stats(np.concatenate(mus), np.concatenate(lvs), seed=seed, n_z=n_z)
+    return make_diagnosis(summary, distortion, iwae_mean, iw_samples, pair.data_shape)
+
+
+def make_diagnosis(summary: dict[str, Any], distortion: float, iwae: float, k: int,
+                   data_shape: tuple[int, ...]) -> Diagnosis:
+    """The Diagnosis of a summary and the decoder terms, the verdict with the remedy for a model
+    trained elsewhere; every field ``Diagnosis`` has is filled from the values."""
+    elbo = -(distortion + summary["rate"])
+    dims = math.prod(data_shape)
+    values = dict(summary, elbo=elbo, distortion=distortion, iwae=iwae, elbo_gap=iwae - elbo,
+                  iw_samples=k, bits_per_dim=-iwae / (dims * math.log(2.0)))
+    text = verdict(values, None, None)
+    extra = remedy_elsewhere(values)
+    values["verdict"] = f"{text} {extra}".strip()
+    names = [f.name for f in dataclasses.fields(Diagnosis)]
+    return Diagnosis(**{k_: values[k_] for k_ in names if k_ in values})
+
+
+def diagnosis_json(d: Diagnosis) -> dict[str, Any]:
+    """The JSON object of ``diagnose --json``: exactly ``JSON_KEYS``."""
+    out = d.to_json_dict()
+    assert tuple(out) == tuple(JSON_KEYS)
+    return out
+
+
+# --------------------------------------------------------------------------- data and the app's door
+def prepare_rows(pair: OnnxPair, dataset: Dataset, *, max_samples: int | None = MAX_ROWS,
+                 seed: int = 0, binarize: str = "dynamic") -> tuple[np.ndarray, np.ndarray, str]:
+    """Model-ready rows of ``dataset`` for ``pair``: a seeded subset of at most ``max_samples``
+    rows (sorted), checked against the pair, binarised for a Bernoulli likelihood by the
+    evaluation rule. Returns (x, row indices, words saying what they are)."""
+    rows, note = pick_rows(len(dataset), max_samples, seed)
+    x = dataset.read(rows)
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    pair.check_data(dataset.name, dataset.sample_shape, lo, hi)
+    x = x.reshape(len(rows), *pair.data_shape)
+    if pair.likelihood == "bernoulli":
+        x = binarize_for_evaluation(x, binarize)
+    return x, rows, f"{note}{len(dataset)} rows of {dataset.name}"
+
+
+@dataclass
+class PairModel:
+    """A pair opened on a data set, with its rows encoded: what the app shows without training.
+
+    ``mu``/``logvar`` are the posterior parameters of ``x`` (the diagnosed rows, ``rows`` of
+    ``dataset``), ``labels`` their labels (or None)."""
+
+    pair: OnnxPair
+    dataset: Dataset
+    x: np.ndarray
+    rows: np.ndarray
+    mu: np.ndarray
+    logvar: np.ndarray
+    labels: np.ndarray | None
+    source: str
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, logvar) of q(z|x); never a sample."""
+        return self.pair.encode(x)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """The mean of p(x|z) [N, *data_shape]."""
+        return self.pair.decode(z)
+
+    def log_likelihood(self, x: np.ndarray, k: int = 100, seed: int = 0) -> np.ndarray:
+        """IWAE_K estimate of log p(x) per row, nats [N] (a lower bound in expectation)."""
+        return importance_terms(self.pair, np.asarray(x, np.float32), k,
+                                np.random.default_rng(seed))[1]
+
+    def summary(self, seed: int = 0) -> dict[str, Any]:
+        """Latent statistics of the encoded rows (no decoder needed): see :func:`latent_stats`."""
+        return latent_stats(self.mu, self.logvar, seed=seed)
+
+    def diagnose(self, iw_samples: int = 100, *, seed: int = 0, progress: Progress | None = None,
+                 should_stop: StopCheck | None = None) -> Diagnosis:
+        return diagnose_pair(self.pair, self.x, iw_samples=iw_samples, seed=seed,
+                             progress=progress, should_stop=should_stop)
+
+
+def open_model(encoder: str | None, decoder: str | None, data: str, *, labels: str | None = None,
+               options: PairOptions = PairOptions(), max_samples: int | None = MAX_ROWS,
+               seed: int = 0, batch_size: int = 512, progress: Progress | None = None,
+               should_stop: StopCheck | None = None) -> PairModel:
+    """Open a pair (either file alone for a pair we exported) and a data spec, and encode the rows.
+
+    For a background task: ``progress(done, total)`` after each batch encoded, ``should_stop()``
+    before each (raising :class:`DiagnosisStopped`). Errors are ``LatentExplorerError`` lines.
+    """
+    pair = open_pair(encoder, decoder, options)
+    dataset = load_dataset(data, labels=labels)
+    x, rows, source = prepare_rows(pair, dataset, max_samples=max_samples, seed=seed)
+    mus, lvs = [], []
+    for s in range(0, len(x), batch_size):
+        if should_stop is not None and should_stop():
+            raise DiagnosisStopped()
+        mu, lv = pair.encode(x[s : s + batch_size])
+        mus.append(mu)
+        lvs.append(lv)
+        if progress is not None:
+            progress(min(len(x), s + batch_size), len(x))
+    lab = None if dataset.labels is None else dataset.labels[rows]
+    return PairModel(pair, dataset, x, rows, np.concatenate(mus), np.concatenate(lvs), lab, source)
