@@ -92,7 +92,7 @@ class Dataset:
         spec: str | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
-        if isinstance(data, _HDF5Rows):
+        if isinstance(data, _HDF5Rows) or hasattr(data, "read"):  # byo: any row source
             self._array: np.ndarray | None = None
             self._source: _HDF5Rows | None = data
             n, sample_shape, stored = data.n, data.sample_shape, data.stored_dtype
@@ -318,6 +318,12 @@ def load_dataset(
             raise DataError(f"{spec}: the shapes set comes as shapes:32 or shapes:64 (the default)")
         n = SHAPES_N if max_samples is None else min(max_samples, SHAPES_N)
         return make_shapes(n=n, size=int(size_text), seed=0)
+    from models.data import arrays, images  # byo: NumPy files and image folders
+
+    if arrays.is_array_spec(spec):
+        return arrays.open_arrays(spec, labels, max_samples=max_samples, memory_limit=memory_limit)
+    if images.is_image_folder(spec):
+        return images.open_image_folder(spec, labels, max_samples=max_samples)
     return open_hdf5(spec, labels, max_samples=max_samples, memory_limit=memory_limit)
 
 
