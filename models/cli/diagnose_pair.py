@@ -50,7 +50,8 @@ def wanted(args: argparse.Namespace) -> bool:
     return pair
 
 
-def _progress(stream=sys.stderr):
+def _progress():
+    stream = sys.stderr  # looked up now: tests and callers may have replaced it
     if not stream.isatty():
         return None
 
