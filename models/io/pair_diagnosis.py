@@ -282,10 +282,12 @@ class PairModel:
         """Latent statistics of the encoded rows (no decoder needed): see :func:`latent_stats`."""
         return latent_stats(self.mu, self.logvar, seed=seed)
 
-    def diagnose(self, iw_samples: int = 100, *, seed: int = 0, progress: Progress | None = None,
+    def diagnose(self, iw_samples: int = 100, *, seed: int = 0, batch_size: int = 128,
+                 progress: Progress | None = None,
                  should_stop: StopCheck | None = None) -> Diagnosis:
+        """The full diagnosis of the rows (see :func:`diagnose_pair`)."""
         return diagnose_pair(self.pair, self.x, iw_samples=iw_samples, seed=seed,
-                             progress=progress, should_stop=should_stop)
+                             batch_size=batch_size, progress=progress, should_stop=should_stop)
 
 
 def open_model(encoder: str | None, decoder: str | None, data: str, *, labels: str | None = None,
