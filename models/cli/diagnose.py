@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--data",
         metavar="SPEC",
         help="diagnose on this data set instead of the run's validation rows: mnist, shapes, "
-        "shapes:32 or FILE.h5[:path/to/array]",
+        "shapes:32, FILE.h5[:path/to/array], FILE.npy, FILE.npz[:array] or an image folder",
     )
     p.add_argument(
         "--iw-samples", type=int, default=100, metavar="K",

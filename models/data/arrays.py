@@ -268,6 +268,8 @@ def open_arrays(spec: str, labels: str | None = None, *, max_samples: int | None
         scaling="uint8/255" if stored == np.uint8 else "none", labels=lab, label_names=lab_names,
         spec=spec,
         info={"source": "numpy", "file": os.path.abspath(path), "array": name,
+              # absolute, so a run's data load again from any directory (runfile.data_spec)
+              "spec": os.path.abspath(path) + (f":{name}" if path.lower().endswith(".npz") else ""),
               "file_shape": list(shape), "file_dtype": str(dtype), "labels": labels or None,
               "max_samples": max_samples,
               "storage": ("compressed member, decompressed into memory" if not mapped else

@@ -148,6 +148,7 @@ def open_image_folder(folder: str, labels: str | None = None, *,
                             f"{size0[0]}x{size0[1]}; all images must be one size")
     shape = (c0, size0[1], size0[0])
     info: dict[str, Any] = {"source": "images", "folder": os.path.abspath(folder),
+                            "spec": os.path.abspath(folder),  # loads again from any directory
                             "n_files": len(files), "classes": names, "max_samples": max_samples,
                             "storage": "decoded on demand"}
     return Dataset(_ImageRows(files, shape), name=folder, scaling="uint8/255", labels=classes,
