@@ -160,3 +160,28 @@ def test_bad_data_files(tmp_path, capsys):
         code, out, err_text = _diagnose(capsys, enc, dec, spec)
         assert words in one_error_line(code, out, err_text), name
     assert digest(tmp_path) == before
+
+
+def test_progress_only_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import io
+
+    from models.cli import diagnose_pair
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    enc, dec = bernoulli_pair(tmp_path)
+    data = _binary(tmp_path, n=300)
+    code, out, err = _diagnose(capsys, enc, dec, data, "--batch-size", 128)
+    assert code == 0 and err == ""  # not a terminal: nothing on stderr
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    show = diagnose_pair._progress()
+    for done in (128, 256, 300):
+        show(done, 300)
+    assert tty.getvalue() == ("\r  diagnosing: 128 of 300 rows\r  diagnosing: 256 of 300 rows"
+                              "\r  diagnosing: 300 of 300 rows\n")
+    monkeypatch.undo()
+    line = one_error_line(*cli(capsys, "diagnose", "--encoder", enc, "--decoder", dec))
+    assert "--data SPEC is needed" in line
