@@ -157,6 +157,11 @@ class OnnxPair:
     # ------------------------------------------------------------------ opening
     def _pick_encoder_outputs(self, options: PairOptions) -> None:
         enc, names = self._enc, [o.name for o in self._enc.outputs]
+        for graph, role in ((enc, "encoder"), (self._dec, "decoder")):
+            said = graph.metadata.get("role")
+            if said in ("encoder", "decoder") and said != role:
+                raise ModelFileError(f"{graph.path}: its metadata says it is the {said}; give it "
+                                     f"as --{said}")
         if len(names) < 2:
             raise ModelFileError(
                 f"{enc.path}: the encoder has {len(names)} output; it needs two, the posterior's "
@@ -284,8 +289,11 @@ class OnnxPair:
         """Decode a few prior draws: probabilities must lie in [0, 1], a sigma be positive."""
         z = np.random.default_rng(_PROBE_SEED).standard_normal((_PROBE_N, self.latent_dim))
         out = self._dec.run(self._dec_names, z.astype(np.float32))
+        if not all(np.isfinite(o).all() for o in out):
+            raise ModelFileError(f"{self.decoder_path}: the decoder gives NaN or infinite values "
+                                 "for latent vectors drawn from the prior")
         if self.decoder_output == "probabilities":
-            lo, hi = float(np.nanmin(out[0])), float(np.nanmax(out[0]))
+            lo, hi = float(out[0].min()), float(out[0].max())
             if lo < 0.0 or hi > 1.0:
                 raise ModelFileError(
                     f"{self.decoder_path}: outputs values from {lo:.3g} to {hi:.3g} for prior draws, "

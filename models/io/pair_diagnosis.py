@@ -207,7 +207,11 @@ def diagnose_pair(pair: OnnxPair, x: np.ndarray | _Rows, *, iw_samples: int = 10
         what = f"the distortion was {distortion}" if not math.isfinite(distortion) else \
             f"the IWAE estimate was {iwae_mean}"
         raise NonFiniteModelError(f"{pair.decoder_path}: {what}")
-    summary = latent_stats(np.concatenate(mus), np.concatenate(lvs), seed=seed, n_z=n_z)
+    mu_all, lv_all = np.concatenate(mus), np.concatenate(lvs)
+    if not (np.isfinite(mu_all).all() and np.isfinite(lv_all).all()):
+        raise NonFiniteModelError(f"{pair.encoder_path}: the encoder gives NaN or infinite "
+                                  "posterior parameters on these data")
+    summary = latent_stats(mu_all, lv_all, seed=seed, n_z=n_z)
     return make_diagnosis(summary, distortion, iwae_mean, iw_samples, pair.data_shape)
 
 

@@ -185,3 +185,15 @@ def test_progress_only_on_a_terminal(tmp_path, capsys, monkeypatch):
     monkeypatch.undo()
     line = one_error_line(*cli(capsys, "diagnose", "--encoder", enc, "--decoder", dec))
     assert "--data SPEC is needed" in line
+
+
+def test_swapped_files_are_named(tmp_path, capsys):
+    """Our exports say their role: given the wrong way round, the line says which is which."""
+    import onnx
+
+    enc, dec = bernoulli_pair(tmp_path)
+    model = onnx.load(str(dec))
+    model.metadata_props.add(key="latent_explorer.role", value='"decoder"')
+    onnx.save(model, str(dec))
+    line = one_error_line(*_diagnose(capsys, dec, enc, _binary(tmp_path)))
+    assert "its metadata says it is the decoder; give it as --decoder" in line
