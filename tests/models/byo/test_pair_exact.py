@@ -98,3 +98,14 @@ def test_cli_without_torch_gives_the_json_keys(model, tmp_path):
     assert text.returncode == 0, text.stderr
     assert "verdict:" in text.stdout and "Trained elsewhere" in text.stdout
     assert "lower beta" not in text.stdout
+
+
+def test_remedies_for_a_model_trained_elsewhere():
+    """With beta unknown, the remedy points at the training code, never says "lower beta"."""
+    from models.io.pair_diagnosis import remedy_elsewhere
+
+    full = remedy_elsewhere({"active_units": 0, "collapsed_dims": [0, 1]})
+    part = remedy_elsewhere({"active_units": 1, "collapsed_dims": [1]})
+    assert "KL weight" in full and "free bits" in full and "KL weight is unknown" in part
+    assert "lower beta" not in full + part
+    assert remedy_elsewhere({"active_units": 2, "collapsed_dims": []}) == ""
