@@ -55,7 +55,7 @@ def scan(folder: str) -> tuple[list[str], np.ndarray | None, list[str] | None]:
     if not classes:
         files = [e.path for e in entries if e.is_file() and _is_image(e.name)]
         if not files:
-            raise DataError(f"{folder}: no PNG or JPEG images in the folder")
+            raise DataError(f"{folder}: is a directory with no PNG or JPEG images in it")
         return files, None, None
     files, labels = [], []
     for k, name in enumerate(classes):
