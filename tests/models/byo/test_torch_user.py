@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 from byo_run import ROOT, cli, json_of
