@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from models.errors import ConfigError, DataError
+from models.cli import diagnose_pair
 from models.cli.args import seed_arg
 
 
@@ -31,13 +32,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "in plain words. All values are nats per sample.",
     )
     p.add_argument(
-        "run_file", metavar="RUN.h5", help="a run file written by `latent-explorer train`"
+        "run_file", metavar="RUN.h5", nargs="?",  # optional: a pair of ONNX files instead
+        help="a run file written by `latent-explorer train` (or --encoder/--decoder instead)",
     )
     p.add_argument(
         "--data",
         metavar="SPEC",
         help="diagnose on this data set instead of the run's validation rows: mnist, shapes, "
-        "shapes:32 or FILE.h5[:path/to/array]",
+        "shapes:32, FILE.h5[:path/to/array], FILE.npy, FILE.npz[:array] or an image folder",
     )
     p.add_argument(
         "--iw-samples", type=int, default=100, metavar="K",
@@ -55,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of every random draw, 0 to 2**63 - 1 "
                    "(default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    diagnose_pair.add_arguments(p)  # --encoder/--decoder and their options
     p.set_defaults(handler=run)
     return p
 
@@ -70,6 +73,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
+    if diagnose_pair.wanted(args):  # a model given as two ONNX files, torch-free
+        return diagnose_pair.run(args)
     from models.diagnostics import NonFiniteModelError, diagnose, format_report
     from models.io.runfile import RunReader
     from models.training.devices import default_device

@@ -75,8 +75,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     g = p.add_argument_group("data")
     g.add_argument("--data", default="mnist", metavar="SPEC",
-                   help="mnist, shapes, shapes:32 or FILE.h5[:path/to/array] (default: mnist)")
-    g.add_argument("--labels", metavar="PATH", help="array of integer labels in the same HDF5 file")
+                   help="mnist, shapes, shapes:32, FILE.h5[:path/to/array], FILE.npy, "
+                   "FILE.npz[:array] or an image folder (default: mnist)")
+    g.add_argument("--labels", metavar="PATH", help="integer labels: an array of the same HDF5 "
+                   "or .npz file, or a .npy file (image folders: their sub-folders)")
     g.add_argument("--max-samples", type=_int(1), metavar="N",
                    help="train on at most N rows (the first N of the training split); "
                    "the validation split is unchanged")

@@ -22,10 +22,11 @@ def load_dataset(
     ----------
     spec
         ``"mnist"``, ``"shapes"`` (64x64), ``"shapes:32"`` / ``"shapes:64"``, or
-        ``"FILE.h5"`` / ``"FILE.h5:group/array"``.
+        ``"FILE.h5"`` / ``"FILE.h5:group/array"``, ``"FILE.npy"``, ``"FILE.npz[:array]"``, or a
+        folder of PNG/JPEG images (sub-folders name the labels).
     labels
-        Path of an integer label array in the same HDF5 file (HDF5 files only; the built-in sets
-        carry their own labels).
+        An integer label array: in the same HDF5 or .npz file, or a .npy file (the built-in sets
+        and image folders carry their own labels).
     max_samples
         Keep only the first ``max_samples`` rows (MNIST: the first rows of its training and test
         parts in proportion 6:1, so the predefined validation split stays valid).
@@ -35,7 +36,10 @@ def load_dataset(
     """
     spec = str(spec).strip()
     if not spec:
-        raise DataError("no data set given: use mnist, shapes, shapes:32 or FILE.h5[:array]")
+        raise DataError(
+            "no data set given: use mnist, shapes, shapes:32, FILE.h5[:array], FILE.npy, "
+            "FILE.npz[:array] or an image folder"
+        )
     check_max_samples(max_samples)
     low = spec.lower()
     builtin = low == "mnist" or low == "shapes" or low.startswith("shapes:")
@@ -51,4 +55,10 @@ def load_dataset(
             raise DataError(f"{spec}: the shapes set comes as shapes:32 or shapes:64 (the default)")
         n = SHAPES_N if max_samples is None else min(max_samples, SHAPES_N)
         return make_shapes(n=n, size=int(size_text), seed=0)
+    from models.data import arrays, images  # NumPy files and image folders
+
+    if arrays.is_array_spec(spec):
+        return arrays.open_arrays(spec, labels, max_samples=max_samples, memory_limit=memory_limit)
+    if images.is_image_folder(spec):
+        return images.open_image_folder(spec, labels, max_samples=max_samples)
     return open_hdf5(spec, labels, max_samples=max_samples, memory_limit=memory_limit)

@@ -10,84 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from models.config import ObjectiveConfig, check_seed
+from models.diagnostics.result import Diagnosis, NonFiniteModelError, assemble, non_finite_what
 from models.diagnostics.summary import latent_summary
-from models.diagnostics.verdict import verdict
-from models.errors import ConfigError, DataError, TrainingError
-from models.latent.discrete import LikelihoodKind, bin_log_volume, bits_per_dim
+from models.errors import ConfigError, DataError
+from models.latent.discrete import LikelihoodKind, bin_log_volume
 from models.latent.stats import MI_SAMPLES
 from models.nn.objectives import importance_weights
 from models.nn.vae import VAE
-
-
-# --------------------------------------------------------------------------- the full diagnosis
-JSON_KEYS = (
-    "elbo",
-    "distortion",
-    "rate",
-    "iwae",
-    "elbo_gap",
-    "iw_samples",
-    "likelihood_kind",
-    "bits_per_dim",
-    "mutual_info",
-    "mutual_info_stderr",
-    "mi_ceiling",
-    "mi_saturated",
-    "marginal_kl",
-    "active_units",
-    "kl_per_dim",
-    "activity_per_dim",
-    "collapsed_dims",
-    "collapsed_kl",
-    "verdict",
-    "n_samples",
-)
-
-
-@dataclass
-class Diagnosis:
-    """The diagnosis of a model on N data samples; every value is a mean per sample, in nats.
-
-    ``elbo = -(distortion + rate)``, ``rate = sum(kl_per_dim) = mutual_info + marginal_kl``,
-    ``elbo_gap = iwae - elbo``, K = ``iw_samples``. ``likelihood_kind`` says whether elbo and
-    iwae bound a log-probability ("discrete") or are log-densities ("continuous");
-    ``bits_per_dim`` is ``-iwae / (D ln 2)`` for discrete data, None for continuous. When
-    ``mi_saturated``, ``mutual_info`` is a lower and ``marginal_kl`` an upper estimate.
-    """
-
-    elbo: float
-    distortion: float
-    rate: float
-    iwae: float
-    elbo_gap: float
-    mutual_info: float
-    marginal_kl: float
-    active_units: int
-    kl_per_dim: list[float]
-    activity_per_dim: list[float]
-    collapsed_dims: list[int]
-    verdict: str
-    n_samples: int
-    iw_samples: int = 0
-    likelihood_kind: str = LikelihoodKind.CONTINUOUS.value
-    bits_per_dim: float | None = None
-    mutual_info_stderr: float = 0.0
-    mi_ceiling: float = 0.0
-    mi_saturated: bool = False
-    collapsed_kl: float = 0.0
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """Exactly the stable keys of ``JSON_KEYS``, JSON-able (floats, ints, lists, strings,
-        a bool, and null for ``bits_per_dim`` of continuous data)."""
-        d = asdict(self)
-        return {k: d[k] for k in JSON_KEYS}
 
 
 class _Rows(Protocol):  # a models.data.Dataset, or anything that reads rows by index
@@ -145,18 +80,6 @@ def importance_terms(
     return -log_px.mean(0), torch.logsumexp(log_w, 0) - math.log(k), mu, logvar
 
 
-class NonFiniteModelError(TrainingError):
-    """The model gives non-finite values on the data (its weights diverged): nothing to diagnose."""
-
-
-def _non_finite_what(distortion: float, iwae: float, mu: np.ndarray, lv: np.ndarray) -> str:
-    if not (np.isfinite(mu).all() and np.isfinite(lv).all()):
-        return "the encoder's posterior parameters were not finite"
-    if not math.isfinite(distortion):
-        return f"the distortion was {distortion}"
-    return f"the IWAE estimate was {iwae}"
-
-
 def diagnose(
     vae: VAE,
     x: Data,
@@ -204,38 +127,12 @@ def diagnose(
     iwae_mean = iwae_sum / n - offset
     if not (math.isfinite(distortion) and math.isfinite(iwae_mean)
             and np.isfinite(mu_all).all() and np.isfinite(lv_all).all()):
-        raise NonFiniteModelError(_non_finite_what(distortion, iwae_mean, mu_all, lv_all))
+        raise NonFiniteModelError(non_finite_what(distortion, iwae_mean, mu_all, lv_all))
     with np.errstate(all="ignore"):  # overflow shows up as the non-finite values checked below
         summary = latent_summary(mu_all, lv_all, rng=int(seed), n_z=n_z)
-    rate = summary["rate"]
-    elbo = -(distortion + rate)
-    numbers = [rate, summary["mutual_info"], *summary["kl_per_dim"], *summary["activity_per_dim"]]
-    if not all(math.isfinite(v) for v in numbers):
-        raise NonFiniteModelError(f"the rate was {rate}")
-    summary = dict(summary, elbo=elbo, iwae=iwae_mean, elbo_gap=iwae_mean - elbo,
-                   iw_samples=iw_samples, data_std=spread, val_elbos=val_elbos)
-    bpd = bits_per_dim(-iwae_mean, vae.config.data_dim) if kind == "discrete" else None
-    return Diagnosis(
-        elbo=elbo,
-        distortion=distortion,
-        rate=rate,
-        iwae=iwae_mean,
-        elbo_gap=iwae_mean - elbo,
-        mutual_info=summary["mutual_info"],
-        marginal_kl=summary["marginal_kl"],
-        active_units=summary["active_units"],
-        kl_per_dim=summary["kl_per_dim"],
-        activity_per_dim=summary["activity_per_dim"],
-        collapsed_dims=summary["collapsed_dims"],
-        verdict=verdict(summary, objective, vae.config),
-        n_samples=n,
-        iw_samples=iw_samples,
-        likelihood_kind=kind.value,
-        bits_per_dim=bpd,
-        mutual_info_stderr=summary["mutual_info_stderr"],
-        mi_ceiling=summary["mi_ceiling"],
-        mi_saturated=summary["mi_saturated"],
-        collapsed_kl=summary["collapsed_kl"],
+    return assemble(
+        summary, distortion, iwae_mean, iw_samples, kind, vae.config.data_dim,
+        verdict_context=(objective, vae.config), data_std=spread, val_elbos=val_elbos,
     )
 
 

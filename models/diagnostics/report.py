@@ -10,17 +10,29 @@ from models.latent.stats import ACTIVE_THRESHOLD
 def format_report(d: Any, run_file: str, source: str, data_dim: int, config: Any) -> str:
     """The human-readable text of a ``Diagnosis`` ``d`` of the run ``config`` on ``source``."""
     obj = config.objective
-    kind = d.likelihood_kind
-    what = ("log-probability bounds of the discrete data" if kind == "discrete"
-            else "log-densities of continuous data (no bits/dim)")
+    head = [
+        f"{run_file}: {source}",
+        f"  objective: beta {obj.beta:g}, KL warm-up {obj.warmup_steps} steps, "
+        f"free bits {obj.free_bits:g} nats; likelihood {config.model.likelihood} "
+        f"({d.likelihood_kind}); all values nats per sample, {kind_words(d.likelihood_kind)}",
+    ]
+    return "\n".join(head + report_body(d, data_dim))
+
+
+def kind_words(kind: str) -> str:
+    """What the reported log-likelihoods are, for a likelihood kind."""
+    if kind == "discrete":
+        return "log-probability bounds of the discrete data"
+    return "log-densities of continuous data (no bits/dim)"
+
+
+def report_body(d: Any, data_dim: int) -> list[str]:
+    """The figures, the table per dimension and the verdict of a ``Diagnosis``, as lines (the
+    first one blank): shared by the run-file and the ONNX-pair reports."""
     ceiling = f"at most log N = {d.mi_ceiling:.2f}"
     if d.mi_saturated:
         ceiling = f"SATURATED at log N = {d.mi_ceiling:.2f}: a lower estimate"
     lines = [
-        f"{run_file}: {source}",
-        f"  objective: beta {obj.beta:g}, KL warm-up {obj.warmup_steps} steps, "
-        f"free bits {obj.free_bits:g} nats; likelihood {config.model.likelihood} ({kind}); "
-        f"all values nats per sample, {what}",
         "",
         f"  ELBO                 {d.elbo:12.4f}   = -(distortion + rate)",
         f"  distortion D         {d.distortion:12.4f}   -E_q[log p(x|z)], "
@@ -47,4 +59,4 @@ def format_report(d: Any, run_file: str, source: str, data_dim: int, config: Any
         state = "collapsed" if i in collapsed else "active"
         lines.append(f"  {i:>3d}  {kl:10.4f}  {act:9.4f}   {state}")
     lines += ["", "verdict: " + d.verdict]
-    return "\n".join(lines)
+    return lines
