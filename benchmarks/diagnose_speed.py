@@ -41,7 +41,7 @@ from models.data import MNIST_TRAIN, load_dataset  # noqa: E402
 from models.data.evaluation import binarize_for_evaluation  # noqa: E402
 from models.diagnostics import diagnose  # noqa: E402
 from models.io.onnx_export import export_decoder, export_encoder  # noqa: E402
-from models.io.onnx_pair import open_pair  # noqa: E402
+from models.io.onnx_partner import open_pair  # noqa: E402
 from models.io.onnx_runtime import default_threads  # noqa: E402
 from models.io.pair_diagnosis import diagnose_pair  # noqa: E402
 from models.nn.vae import VAE  # noqa: E402

@@ -66,7 +66,8 @@ def _progress():
 def run(args: argparse.Namespace) -> int:
     from models.diagnostics.report import kind_words, report_body
     from models.data import load_dataset
-    from models.io.onnx_pair import PairOptions, open_pair
+    from models.io.onnx_pair import PairOptions
+    from models.io.onnx_partner import open_pair
     from models.io.pair_diagnosis import (
         MAX_ROWS, dequantizes, diagnose_pair, diagnosis_json, prepare_rows,
     )
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     head = [
         f"{pair.encoder_path} + {pair.decoder_path}: {source}",
         f"  a model trained elsewhere (objective unknown); likelihood {pair.likelihood} "
-        f"({pair.decoder_output}{sigma}, {d.likelihood_kind}); all values nats per sample, "
+        f"({pair.decoder_output}{sigma}); {d.likelihood_kind} data: all values nats per sample, "
         f"{kind_words(d.likelihood_kind)}",
     ]
     print("\n".join(head + report_body(d, len(x[0].reshape(-1)))))

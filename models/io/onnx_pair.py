@@ -397,18 +397,3 @@ class OnnxPair:
             "encoder_scale": self.encoder_scale, "obs_std": self.obs_std,
             "sigma_source": self.sigma_source or None,
         }
-
-
-def open_pair(encoder: str | os.PathLike | None, decoder: str | os.PathLike | None,
-              options: PairOptions = PairOptions(), threads: int | None = None) -> OnnxPair:
-    """Open and check a pair. Either path may be None for a pair we exported: the other file is
-    then found beside the given one by :func:`find_partner`."""
-    if encoder is None and decoder is None:
-        raise ModelFileError("no model files given: name an encoder and a decoder")
-    if encoder is None or decoder is None:
-        from models.io.onnx_partner import find_partner
-
-        encoder, decoder = find_partner(encoder if decoder is None else decoder)
-    if os.path.abspath(os.fspath(encoder)) == os.path.abspath(os.fspath(decoder)):
-        raise ModelFileError(f"{os.fspath(encoder)}: the encoder and the decoder are the same file")
-    return OnnxPair(encoder, decoder, options, threads)

@@ -1,4 +1,5 @@
-"""The other file of a pair we exported, found beside the one given (no file a model names).
+"""Opening a pair: the two files named, or the other file of a pair we exported found beside the
+one given (no file a model names).
 
 Only ``.onnx`` files in the given file's own folder are opened, and only their metadata is read
 to match them: a model's metadata never makes us open a file it names.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 
 from models.errors import ModelFileError
-from models.io.onnx_pair import _Graph
+from models.io.onnx_pair import OnnxPair, PairOptions, _Graph
 
 _SAME_MODEL_KEYS = ("model_config", "run_file", "weights_step", "producer")
 _MAX_SIBLINGS = 64
@@ -46,3 +47,16 @@ def find_partner(path: str | os.PathLike) -> tuple[str, str]:
             return (name, found) if role == "encoder" else (found, name)
     raise ModelFileError(f"{name}: no {other} of the same model found beside it; name it with "
                          f"--{other}")
+
+
+def open_pair(encoder: str | os.PathLike | None, decoder: str | os.PathLike | None,
+              options: PairOptions = PairOptions(), threads: int | None = None) -> OnnxPair:
+    """Open and check a pair. Either path may be None for a pair we exported: the other file is
+    then found beside the given one by :func:`find_partner`."""
+    if encoder is None and decoder is None:
+        raise ModelFileError("no model files given: name an encoder and a decoder")
+    if encoder is None or decoder is None:
+        encoder, decoder = find_partner(encoder if decoder is None else decoder)
+    if os.path.abspath(os.fspath(encoder)) == os.path.abspath(os.fspath(decoder)):
+        raise ModelFileError(f"{os.fspath(encoder)}: the encoder and the decoder are the same file")
+    return OnnxPair(encoder, decoder, options, threads)

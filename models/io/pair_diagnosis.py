@@ -35,7 +35,8 @@ from models.data.preprocessing import binarize_validation, subset
 from models.diagnostics.result import JSON_KEYS, Diagnosis, NonFiniteModelError, assemble
 from models.diagnostics.summary import latent_summary
 from models.errors import DataError
-from models.io.onnx_pair import OnnxPair, PairOptions, open_pair
+from models.io.onnx_pair import OnnxPair, PairOptions
+from models.io.onnx_partner import open_pair
 from models.latent import discrete
 from models.latent.stats import MI_SAMPLES
 

@@ -11,7 +11,8 @@ from byo_pairs import LinearGaussian
 
 from models.config import ModelConfig
 from models.errors import ModelFileError
-from models.io.onnx_pair import PairOptions, open_pair
+from models.io.onnx_pair import PairOptions
+from models.io.onnx_partner import open_pair
 from models.io.pair_diagnosis import DiagnosisStopped, open_model
 
 

@@ -15,7 +15,8 @@ from byo_pairs import LinearGaussian
 from byo_run import cli_without_torch, digest, json_of
 
 from models.diagnostics import JSON_KEYS
-from models.io.onnx_pair import PairOptions, open_pair
+from models.io.onnx_pair import PairOptions
+from models.io.onnx_partner import open_pair
 from models.io.pair_diagnosis import diagnose_pair
 
 N = 400
