@@ -11,8 +11,10 @@ import dataclasses
 import json
 import math
 import numbers
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 Arch = Literal["mlp", "conv"]
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -207,10 +209,12 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"the configuration must be an object, not {_kind(d)}")
         return cls(
-            model=ModelConfig.from_dict(d.get("model", {})),
-            objective=ObjectiveConfig.from_dict(d.get("objective", {})),
-            train=TrainConfig.from_dict(d.get("train", {})),
+            model=ModelConfig.from_dict(_part(d, "model")),
+            objective=ObjectiveConfig.from_dict(_part(d, "objective")),
+            train=TrainConfig.from_dict(_part(d, "train")),
         )
 
     def for_data(self, spec: str, sample_shape: tuple[int, ...]) -> RunConfig:
@@ -238,7 +242,75 @@ class RunConfig:
         return cls.from_dict(d)
 
 
+#: Each entry of a list of sizes read from a file (hidden widths, a sample's shape) is at most
+#: MAX_SIZE, and the list holds at most MAX_LIST entries: anything larger is not a configuration
+#: this program wrote. (The model's parameter count is bounded where it is built from a file.)
+MAX_SIZE = 2**31 - 1
+MAX_LIST = 64
+
+
+def _part(d: dict[str, Any], key: str) -> dict[str, Any]:
+    value = d.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"the configuration's '{key}' must be an object, not {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"{type(value).__name__} {value!r}"[:80]
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type a field declares: ints are whole numbers (not booleans)
+    that fit 64 bits, floats finite numbers, tuples lists of at most MAX_LIST ints from 1 to
+    MAX_SIZE."""
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is Literal:
+        return isinstance(value, str) and value in get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if hint is int:  # a signed 64-bit integer (a seed may use all of it)
+        return isinstance(value, numbers.Integral) and -SEED_LIMIT <= value < SEED_LIMIT
+    if hint is float:
+        return isinstance(value, numbers.Real) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        return (isinstance(value, list | tuple) and len(value) <= MAX_LIST
+                and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                        and 1 <= v <= MAX_SIZE for v in value))
+    return True  # a type this check does not know: the dataclass's own validation decides
+
+
 def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
-    """Keep the keys the dataclass knows; a newer file's extra keys are ignored, not fatal."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in d.items() if k in names}
+    """The keys the dataclass knows, each of the type its field declares (ConfigError with one
+    line naming the first that is not); a newer file's extra keys are ignored, not fatal."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in d:
+            continue
+        value = d[f.name]
+        if not _matches(value, hints[f.name]):
+            raise ConfigError(f"{f.name} must be {_type_name(hints[f.name])}, not {_kind(value)}")
+        out[f.name] = value
+    return out
+
+
+def _type_name(hint: Any) -> str:
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(h) for h in get_args(hint))
+    if origin is tuple:
+        return f"a list of at most {MAX_LIST} whole numbers from 1 to {MAX_SIZE}"
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, get_args(hint)))
+    names = {int: "a whole number (64-bit)", float: "a finite number", str: "a string",
+             bool: "true or false", type(None): "null"}
+    return names.get(hint, str(hint))

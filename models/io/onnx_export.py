@@ -377,6 +377,14 @@ class PendingExport:
             os.unlink(self.tmp)
 
 
+def check_finite(module: nn.Module, path: str, role: Role) -> None:
+    """ExportError naming the first weight of ``module`` that holds a NaN or an infinity."""
+    for name, t in module.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ExportError(f"{path}: the {role}'s weight {name} is not finite (NaN or infinite); "
+                              "nothing written")
+
+
 def prepare_export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any] | None,
                    role: Role, *, overwrite: bool = False, atol: float = ATOL, opset: int = OPSET,
                    seed: int = 0) -> PendingExport:
@@ -404,6 +412,7 @@ def prepare_export(vae: VAE, path: str | os.PathLike, metadata: Mapping[str, Any
         in_name, out_names = ENCODER_INPUT, list(ENCODER_OUTPUTS)
         checks = _encoder_checks(cfg.data_shape, seed)
     props = _metadata_props(model, role, metadata)
+    check_finite(module, path, role)  # a model of NaN weights decodes to NaN: never write one
 
     try:
         with _EXPORT_LOCK:

@@ -12,7 +12,9 @@ holding everything that was flushed, with status ``interrupted`` and a message s
 3. a file whose writer is alive is refused (:func:`writer_alive`);
 4. every object is copied into a new file beside it (``.RUN.h5.recover-PID``), the step and
    epoch tables cut to the rows every column holds (a partial row of a kill mid-append is
-   dropped), status and message set;
+   dropped), status and message set; a writer killed while it copied a staged set of weights
+   over ``weights/`` (``weights_staged`` = 1) has the copy finished, so that ``weights/`` holds
+   one whole set for any HDF5 tool;
 5. the copy is closed, opened again with plain h5py and compared with the original, object by
    object, value by value; only then is it renamed over the original. Any failure removes the
    copy and leaves the original as it was.
@@ -35,9 +37,9 @@ from models.data.hdf5_safety import check_regular_file, open_hdf5
 from models.io.atomic import _or_remove
 from models.io.liveness import attr_text as _text
 from models.io.liveness import process_alive, run_writer
+from models.io.run_layout import FORMAT_NAME
+from models.training.events import RunStatus
 
-#: The status a recovered run gets (the writer's statuses are running/finished/stopped/...).
-INTERRUPTED = "interrupted"
 #: Groups whose datasets are columns of one table (every column has a row per entry).
 TABLES = ("steps", "epochs")
 
@@ -77,14 +79,14 @@ def recover(path: str | os.PathLike) -> Recovery:
     name = os.fspath(path)
     before = check_regular_file(name, RunFileError, "a run file")
     with contextlib.closing(open_hdf5(name, RunFileError, what="a run file")) as src:
-        if src.attrs.get("format") is None or _text(src.attrs["format"]) != "latent-explorer-run":
+        if src.attrs.get("format") is None or _text(src.attrs["format"]) != FORMAT_NAME:
             raise RunFileError(f"{name}: an HDF5 file, but not a Latent Explorer run file")
         flagged = src.swmr_mode  # opened as SWMR only because it is marked open for write
         host, pid, created = run_writer(src)
         alive = process_alive(host, pid, created)
         status = _status(src)
         rows = _table_rows(src)
-        if not flagged and not (status == "running" and alive is False):
+        if not flagged and not (status == RunStatus.RUNNING and alive is False):
             counts = {g: r[0] for g, r in rows.items()}
             return Recovery(name, False, f"{name}: nothing to do: it opens in any HDF5 tool "
                                          f"(status {status or 'unknown'})", counts)
@@ -120,7 +122,7 @@ def recover(path: str | os.PathLike) -> Recovery:
         os.replace(tmp, name)
     counts = {g: r[0] for g, r in rows.items()}
     table = ", ".join(f"{n} {g}" for g, n in counts.items())
-    return Recovery(name, True, f"recovered {name}: status {INTERRUPTED}, {table} kept; "
+    return Recovery(name, True, f"recovered {name}: status {RunStatus.INTERRUPTED}, {table} kept; "
                                 "it now opens in any HDF5 tool", counts)
 
 
@@ -149,13 +151,25 @@ def _copy(src: h5py.File, tmp: str, rows: dict[str, tuple[int, int]]) -> int:
 
 def _finish(tmp: str, message: str) -> None:
     with h5py.File(tmp, "r+") as dst:
-        for key, text in (("status", INTERRUPTED), ("message", message)):
+        for key, text in (("status", RunStatus.INTERRUPTED.value), ("message", message)):
             if key in dst:
                 ds = dst[key]
                 size = ds.dtype.itemsize
                 raw = text.encode("utf-8")[:size]
                 ds[()] = np.bytes_(raw.decode("utf-8", errors="ignore").encode("utf-8"))
         dst.attrs["recovered"] = time.time()
+        if _staged(dst):  # killed while copying the staged set over weights/: finish the copy
+            for wname, ds in dst["staged_weights"].items():
+                dst["weights"][wname][...] = ds[()]
+            dst["weights_step"][()] = dst["staged_weights_step"][()]
+            dst["weights_staged"][()] = 0
+
+
+def _staged(f: h5py.File) -> bool:
+    """Whether the writer died between marking the staged weights whole and clearing the mark:
+    ``weights/`` may then be half old, half new, and ``staged_weights/`` is the whole set."""
+    return ("weights_staged" in f and int(f["weights_staged"][()]) == 1
+            and isinstance(f.get("staged_weights"), h5py.Group) and isinstance(f.get("weights"), h5py.Group))
 
 
 def _verify(src: h5py.File, tmp: str, rows: dict[str, tuple[int, int]]) -> None:
@@ -164,6 +178,7 @@ def _verify(src: h5py.File, tmp: str, rows: dict[str, tuple[int, int]]) -> None:
         dst = h5py.File(tmp, "r")
     except OSError as exc:
         raise RunFileError(f"{tmp}: the recovered copy does not open ({exc}); original kept") from None
+    staged = _staged(src)
     with dst:
         names: list[str] = []
         src.visit(names.append)
@@ -178,6 +193,10 @@ def _verify(src: h5py.File, tmp: str, rows: dict[str, tuple[int, int]]) -> None:
             if key in ("status", "message"):
                 continue
             group = key.split("/", 1)[0] if "/" in key else None
+            if staged and (group == "weights" or key == "weights_step"):
+                a = src["staged_" + key]  # the copy was finished from the staged set ...
             expect = a[: rows[group][0]] if group in rows and a.ndim else a[()]
+            if staged and key == "weights_staged":
+                expect = 0  # ... and the mark cleared            expect = a[: rows[group][0]] if group in rows and a.ndim else a[()]
             if not np.array_equal(np.asarray(expect), np.asarray(b[()]), equal_nan=a.dtype.kind == "f"):
                 raise RunFileError(f"{src.filename}: the recovered copy differs in /{key}; original kept")

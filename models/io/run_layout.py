@@ -11,8 +11,10 @@ from models.training.events import RunStatus
 
 FORMAT_NAME = "latent-explorer-run"
 FORMAT_VERSION = 1
-#: The statuses a writer stores (RunStatus values); ``interrupted`` is a reader's conclusion.
-STATUSES = tuple(s.value for s in RunStatus if s is not RunStatus.INTERRUPTED)
+#: The statuses a run file may hold (RunStatus values): a writer stores running, finished,
+#: stopped, diverged or error; ``recover`` stores interrupted (a reader also concludes it for a
+#: running file whose writer is gone).
+STATUSES = tuple(s.value for s in RunStatus)
 
 STATUS_BYTES = 16
 MESSAGE_BYTES = 1024

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 import os
-import socket
 from typing import Any
 
 import h5py
 import numpy as np
 import torch
 
-from models.config import RunConfig
+from models.config import ModelConfig, RunConfig
 from models.data.preprocessing import run_data_spec
 from models.data.hdf5_safety import open_hdf5
 from models.io.liveness import process_alive
-from models.errors import LatentExplorerError, RunFileError, first_line
+from models.errors import ConfigError, LatentExplorerError, RunFileError, first_line
 from models.io.run_layout import FORMAT_NAME, FORMAT_VERSION, STATUSES, as_text
 from models.nn.vae import VAE
 from models.training.events import RunStatus
+
+#: The most parameters a model read from a run file may have (8 GiB of float32 weights).
+MAX_PARAMETERS = 2**31
 
 
 class RunReader:
@@ -53,9 +56,9 @@ class RunReader:
         except RunFileError:
             self.close()
             raise
-        except (OSError, KeyError, ValueError, TypeError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             self.close()
-            raise RunFileError(f"{self.path}: damaged or truncated run file ({first_line(exc)})") from None
+            raise damaged(self.path, exc) from None
 
     def _open(self) -> h5py.File:
         # bounded: SWMR only when the file says it is open for write; no links or external storage
@@ -66,13 +69,14 @@ class RunReader:
         fmt = f.attrs.get("format")
         if fmt is None or as_text(fmt) != FORMAT_NAME:
             raise RunFileError(f"{self.path}: an HDF5 file, but not a Latent Explorer run file")
-        version = int(f.attrs.get("format_version", -1))
-        if version < 1 or version > FORMAT_VERSION:
+        version = f.attrs.get("format_version", -1)
+        whole = isinstance(version, int | np.integer) and not isinstance(version, bool | np.bool_)
+        if not whole or not 1 <= version <= FORMAT_VERSION:
             raise RunFileError(
-                f"{self.path}: run file format version {version} is not supported "
+                f"{self.path}: run file format version {as_text(version)[:40]} is not supported "
                 f"(this Latent Explorer reads version {FORMAT_VERSION})"
             )
-        self.format_version = version
+        self.format_version = int(version)
 
     def _load_static(self) -> None:
         f = self._file
@@ -86,7 +90,14 @@ class RunReader:
                 f"{self.path}: the stored data set description is not a JSON object "
                 f"(a {type(self.dataset_info).__name__})"
             )
-        self.val_indices = np.asarray(f["val_indices"][()], dtype=np.int64)
+        try:
+            vi = f["val_indices"][()]
+        except OSError as exc:
+            raise damaged(self.path, exc, "/val_indices") from None
+        if np.ndim(vi) != 1 or np.asarray(vi).dtype.kind not in "iu" or (len(vi) and vi.min() < 0):
+            raise RunFileError(f"{self.path}: damaged run file (the validation indices are not "
+                               "a list of row numbers from 0 on)")
+        self.val_indices = np.asarray(vi, dtype=np.int64)
         self.created = float(f["created"][()])
         host, pid = f.attrs.get("writer_host"), f.attrs.get("writer_pid")
         self.writer = (as_text(host), int(pid)) if host is not None and pid is not None else None
@@ -128,7 +139,7 @@ class RunReader:
                     n = ds.shape[0] if n is None else min(n, ds.shape[0])
                 lengths[group] = n or 0
         except (OSError, KeyError, RuntimeError, ValueError) as exc:
-            raise RunFileError(f"{self.path}: damaged or truncated run file ({first_line(exc)})") from None
+            raise damaged(self.path, exc) from None
         self.status = _status(self.path, status)
         grew = lengths != self._lengths
         self._lengths = lengths
@@ -148,14 +159,16 @@ class RunReader:
         n = self._lengths[group]
         start = min(max(0, int(start)), n)
         out: dict[str, np.ndarray] = {}
+        where = f"/{group}"
         try:
             for name, ds in self._file[group].items():
+                where = f"/{group}/{name}"
                 arr = ds[start:n]
                 if arr.dtype.kind == "S":
                     arr = np.array([as_text(v) for v in arr], dtype=object)
                 out[name] = arr
-        except (OSError, KeyError, RuntimeError, ValueError) as exc:
-            raise RunFileError(f"{self.path}: damaged or truncated run file ({first_line(exc)})") from None
+        except (OSError, KeyError, RuntimeError, ValueError, AttributeError, TypeError) as exc:
+            raise damaged(self.path, exc, where) from None
         return out
 
     def steps(self, start: int = 0) -> dict[str, np.ndarray]:
@@ -189,25 +202,36 @@ class RunReader:
 
     def weights(self) -> dict[str, np.ndarray]:
         """The stored weights, keyed by state_dict names: one whole set, from the step
-        :attr:`weights_step` names (read again if the writer began saving new ones meanwhile)."""
+        :attr:`weights_step` names (read again if the writer began saving new ones meanwhile).
+        Their names and shapes are checked against the stored configuration's model before any
+        is read (:func:`check_stored_weights`), and each array against its checksum."""
+        where = "/weights"
         try:
             for _ in range(self.WEIGHT_READ_ATTEMPTS):
                 source = self._weights_source()
-                out = {name: ds[()] for name, ds in self._file[source[0]].items()}
+                group = self._file[source[0]]
+                check_stored_weights(self.path, self.config.model, group)
+                out = {}
+                for name, ds in group.items():
+                    where = ds.name
+                    out[name] = ds[()]
                 if self._weights_source() == source:
                     break
             self.weights_step = source[1]
             return out
-        except (OSError, KeyError, RuntimeError, ValueError) as exc:
-            raise RunFileError(f"{self.path}: damaged or truncated run file ({first_line(exc)})") from None
+        except RunFileError:
+            raise
+        except (OSError, KeyError, RuntimeError, ValueError, AttributeError, TypeError) as exc:
+            raise damaged(self.path, exc, where) from None
 
     def load_model(self, device: str | torch.device = "cpu") -> VAE:
         """Rebuild the VAE from the stored configuration and weights (in eval mode)."""
         self.refresh()
         if self.weights_step < 0:
             raise RunFileError(f"{self.path}: holds no weights yet (no epoch has finished)")
+        weights = self.weights()  # checked against the configuration before anything is allocated
         model = VAE(self.config.model)
-        state = {name: torch.from_numpy(np.array(arr)) for name, arr in self.weights().items()}
+        state = {name: torch.from_numpy(np.array(arr)) for name, arr in weights.items()}
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -229,6 +253,63 @@ class RunReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def damaged(path: str, exc: BaseException, where: str | None = None) -> RunFileError:
+    """The one line for a read that failed: a chunk that fails its Fletcher-32 checksum (HDF5
+    says "filter returned failure": the checksum is the only filter a run file uses) is damage;
+    anything else is damage or a truncation."""
+    text = first_line(exc)
+    if "filter returned failure" in text or "checksum" in text.lower():
+        return RunFileError(f"{path}: damaged run file (checksum mismatch in {where or 'a dataset'})")
+    return RunFileError(f"{path}: damaged or truncated run file ({text})")
+
+
+def expected_weights(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The ``state_dict`` shapes of the VAE ``config`` describes, computed without allocating
+    (the model is built on torch's ``meta`` device). ConfigError if it cannot be built or would
+    hold over :data:`MAX_PARAMETERS` parameters, or more than this machine's memory holds."""
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in VAE(config).state_dict().items()}
+    except (RuntimeError, ValueError, OverflowError, TypeError) as exc:
+        raise ConfigError(f"the stored model cannot be built ({first_line(exc)})") from None
+    count = sum(math.prod(s) for s in shapes.values())
+    memory = _physical_memory()
+    if count > MAX_PARAMETERS or (memory and 3 * 4 * count > memory):
+        raise ConfigError(
+            f"the stored model would have {count:,} parameters, over the {MAX_PARAMETERS:,} "
+            "this program loads" + (f" or what this machine's {memory / 2**30:.0f} GiB hold"
+                                    if memory else "")
+        )
+    return shapes
+
+
+def check_stored_weights(path: str, config: ModelConfig, group: h5py.Group) -> None:
+    """RunFileError unless ``group`` holds exactly the float arrays, named and shaped as the
+    configuration's model needs (read from the datasets' headers; no value is read)."""
+    try:
+        expected = expected_weights(config)
+    except ConfigError as exc:
+        raise RunFileError(f"{path}: {exc}") from None
+    stored = dict(group.items())
+    if set(stored) != set(expected):
+        missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+        raise RunFileError(f"{path}: the stored weights do not match the stored model "
+                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, shape in expected.items():
+        ds = stored[name]
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind != "f" or ds.shape != shape:
+            got = f"{ds.shape} {ds.dtype}" if isinstance(ds, h5py.Dataset) else "a group"
+            raise RunFileError(f"{path}: the stored weight {name} is {got}; the stored model "
+                               f"needs float {shape}")
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _status(path: str, text: str) -> RunStatus:

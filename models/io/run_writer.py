@@ -1,7 +1,9 @@
 """Writing a run file (layout: ``models.io.run_layout``; the whole story: ``models.io.runfile``).
 
 ``RunWriter`` builds the file beside its target under a temporary name and moves it into place
-complete, then appends rows and overwrites the status and weights in place, in SWMR mode.
+complete, then appends rows and overwrites the status and weights in place, in SWMR mode. The
+weights (both copies), the validation indices and every logged column are stored in chunks with
+HDF5's Fletcher-32 checksum: a damaged chunk fails its read (see ``RunReader``).
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class RunWriter:
                 "dataset", data=json.dumps(dataset_info, sort_keys=True), dtype=h5py.string_dtype()
             )
             vi = np.asarray(val_indices if val_indices is not None else [], dtype=np.int64)
-            f.create_dataset("val_indices", data=vi)
+            f.create_dataset("val_indices", data=vi, **checksummed(vi.shape))
             f.create_dataset("status", data=fixed_bytes(RunStatus.RUNNING, STATUS_BYTES), dtype=f"S{STATUS_BYTES}")
             f.create_dataset("message", data=fixed_bytes("", MESSAGE_BYTES), dtype=f"S{MESSAGE_BYTES}")
             f.create_dataset("created", data=self._start, dtype="f8")
@@ -131,22 +133,27 @@ class RunWriter:
             w = f.create_group("weights")
             staged = f.create_group("staged_weights")
             for name, arr in weights.items():
-                w.create_dataset(name, data=np.zeros(arr.shape, dtype=arr.dtype))
-                staged.create_dataset(name, data=np.zeros(arr.shape, dtype=arr.dtype))
+                for group in (w, staged):
+                    group.create_dataset(name, data=np.zeros(arr.shape, dtype=arr.dtype),
+                                         **checksummed(arr.shape))
+            # The logged tables grow in chunks, each with its Fletcher-32 checksum.
             steps = f.create_group("steps")
             for name, dtype in STEP_COLUMNS.items():
-                steps.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
+                steps.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,),
+                                     fletcher32=True)
             for name in STEP_MATRICES:
-                steps.create_dataset(
-                    name, shape=(0, d), maxshape=(None, d), dtype="f8", chunks=(max(1, 8192 // d), d)
-                )
+                steps.create_dataset(name, shape=(0, d), maxshape=(None, d), dtype="f8",
+                                     chunks=(max(1, 8192 // d), d), fletcher32=True)
             epochs = f.create_group("epochs")
             for name, dtype in EPOCH_COLUMNS.items():
-                epochs.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(64,))
+                epochs.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(64,),
+                                      fletcher32=True)
             for name in EPOCH_MATRICES:
-                epochs.create_dataset(name, shape=(0, d), maxshape=(None, d), dtype="f8", chunks=(64, d))
+                epochs.create_dataset(name, shape=(0, d), maxshape=(None, d), dtype="f8",
+                                      chunks=(64, d), fletcher32=True)
             for name, size in EPOCH_STRINGS.items():
-                epochs.create_dataset(name, shape=(0,), maxshape=(None,), dtype=f"S{size}", chunks=(64,))
+                epochs.create_dataset(name, shape=(0,), maxshape=(None,), dtype=f"S{size}",
+                                      chunks=(64,), fletcher32=True)
 
     # ------------------------------------------------------------------ writing
     @property
@@ -294,6 +301,17 @@ class RunWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def checksummed(shape: tuple[int, ...]) -> dict[str, Any]:
+    """``create_dataset`` options that store an array of ``shape`` in chunks, each with HDF5's
+    Fletcher-32 checksum, so that damage to it is reported on reading instead of read as values.
+    One chunk per array up to about 1 MiB of float32 rows; a scalar or an empty array cannot be
+    chunked and is stored plainly."""
+    if not shape or 0 in shape:
+        return {}
+    rows = max(1, min(shape[0], (1 << 18) // max(1, int(np.prod(shape[1:], dtype=np.int64)))))
+    return {"chunks": (rows, *shape[1:]), "fletcher32": True}
 
 
 def _float_or_nan(value: Any) -> float:

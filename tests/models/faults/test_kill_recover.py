@@ -21,7 +21,8 @@ import pytest
 
 from models.cli.main import main
 from models.io.liveness import writer_alive
-from models.io.recover import INTERRUPTED, recover
+from models.io.recover import recover
+from models.training.events import RunStatus
 from models.io.runfile import RunReader
 from models.io.temp_files import remove_stale_temps, stale_temps
 
@@ -89,8 +90,8 @@ def _recover_and_check(path: Path, capsys) -> None:
         assert {"steps": r.n_steps, "epochs": r.n_epochs} == before
         if r.weights_step >= 0:
             r.load_model()
-    if flagged or status == INTERRUPTED:
-        assert status == INTERRUPTED and "stopped without closing" in message, message
+    if flagged or status == RunStatus.INTERRUPTED:
+        assert status == RunStatus.INTERRUPTED and "stopped without closing" in message, message
     code = main(["recover", str(path)])
     out, _ = capsys.readouterr()
     assert code == 0 and "nothing to do" in out
