@@ -138,3 +138,42 @@ def test_cyclical_annealing_keeps_more_information_than_the_plain_run(mnist) -> 
     remedy = _mnist_run(mnist, ObjectiveConfig(beta=4.0, kl_cycles=2, kl_cycle_ramp=0.5), **train)
     assert remedy.mutual_info > plain.mutual_info + 0.15
     assert remedy.active_units >= plain.active_units
+
+
+# ----------------------------------------------------------------------------- the command line
+def test_train_options_reach_the_objective(spec) -> None:
+    from models.cli.main import build_parser
+    from models.cli.train import build_config
+
+    args = build_parser().parse_args(
+        ["train", "--out", "x.h5", "--kl-cycles", "4", "--kl-cycle-ramp", "0.25", "--aggressive",
+         "--aggressive-inner-steps", "20"]
+    )
+    obj = build_config(args, load_dataset(spec, None)).objective
+    assert (obj.kl_cycles, obj.kl_cycle_ramp, obj.aggressive, obj.aggressive_inner_steps) == (
+        4, 0.25, True, 20
+    )
+    plain = build_config(build_parser().parse_args(["train", "--out", "x.h5"]), load_dataset(spec, None))
+    assert plain.objective == ObjectiveConfig()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--kl-cycle-ramp", "1.5"], "at most 1"),
+        (["--kl-cycle-ramp", "0"], "greater than 0"),
+        (["--kl-cycles", "-1"], "below the minimum 0"),
+        (["--aggressive-inner-steps", "0"], "below the minimum 1"),
+        (["--kl-cycles", "2", "--warmup", "10"], "set one of them, not both"),
+    ],
+)
+def test_bad_remedy_options_exit_2_with_one_line(spec, tmp_path, capsys, extra, message) -> None:
+    from models.cli.main import main
+
+    try:
+        code = main(["train", "--data", spec, "--out", str(tmp_path / "r.h5"), *extra])
+    except SystemExit as exc:  # argparse's own refusal
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and message in err[-1] and "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "r.h5").exists()
