@@ -127,12 +127,20 @@ class ObjectiveConfig:
 
     ``beta`` weights the KL; ``warmup_steps`` anneals that weight linearly from 0 to ``beta``;
     ``free_bits`` is the per-dimension KL floor lambda (nats) of Kingma et al. (2016), applied to
-    the minibatch-mean KL of each dimension.
+    the minibatch-mean KL of each dimension. ``kl_cycles`` M > 0 replaces the warm-up by cyclical
+    annealing (Fu et al. 2019): the run's steps in M equal cycles, the weight ramping from 0 to
+    ``beta`` over the first fraction ``kl_cycle_ramp`` of each. ``aggressive`` trains the encoder
+    aggressively first (He et al. 2019): up to ``aggressive_inner_steps`` encoder updates per
+    decoder update until the validation I(X;Z) stops climbing (``models.training.aggressive``).
     """
 
     beta: float = 1.0
     warmup_steps: int = 0
     free_bits: float = 0.0
+    kl_cycles: int = 0
+    kl_cycle_ramp: float = 0.5
+    aggressive: bool = False
+    aggressive_inner_steps: int = 50
 
     def __post_init__(self) -> None:
         if not self.beta >= 0:
@@ -141,6 +149,20 @@ class ObjectiveConfig:
             raise ConfigError(f"warmup_steps must be non-negative, not {self.warmup_steps}")
         if not self.free_bits >= 0:
             raise ConfigError(f"free_bits must be non-negative, not {self.free_bits}")
+        if self.kl_cycles < 0:
+            raise ConfigError(f"kl_cycles must be non-negative, not {self.kl_cycles}")
+        if not 0 < self.kl_cycle_ramp <= 1:
+            raise ConfigError(f"kl_cycle_ramp must be in (0, 1], not {self.kl_cycle_ramp}")
+        if self.kl_cycles > 0 and self.warmup_steps > 0:
+            raise ConfigError(
+                "warmup_steps and kl_cycles are two KL schedules; set one of them, not both"
+            )
+        if not isinstance(self.aggressive, bool):
+            raise ConfigError(f"aggressive must be true or false, not {self.aggressive!r}")
+        if self.aggressive_inner_steps < 1:
+            raise ConfigError(
+                f"aggressive_inner_steps must be at least 1, not {self.aggressive_inner_steps}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -52,6 +52,17 @@ def _float(minimum: float, strict: bool) -> Any:
     return parse
 
 
+def _ramp(text: str) -> float:
+    value = _float(0.0, True)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a fraction of the cycle, at most 1")
+    return value
+
+
+#: The objective's defaults, shown by the options that set them.
+_OBJ = ObjectiveConfig()
+
+
 def _hidden(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
@@ -105,6 +116,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="warm the KL weight up linearly from 0 over this many steps (default: 0)")
     g.add_argument("--free-bits", type=_float(0.0, False), default=0.0, metavar="LAMBDA",
                    help="per-dimension KL floor in nats (default: 0)")
+    g.add_argument("--kl-cycles", type=_int(0), default=_OBJ.kl_cycles, metavar="M",
+                   help="cyclical KL annealing (Fu et al. 2019): M cycles over the run, the KL "
+                   "weight ramping from 0 to beta in each; replaces --warmup (default: 0, off)")
+    g.add_argument("--kl-cycle-ramp", type=_ramp, default=_OBJ.kl_cycle_ramp, metavar="R",
+                   help="the fraction of each cycle over which the weight ramps up, 0 < R <= 1 "
+                   f"(default: {_OBJ.kl_cycle_ramp:g})")
+    g.add_argument("--aggressive", action="store_true",
+                   help="aggressive encoder training (He et al. 2019): extra encoder updates "
+                   "before each decoder update while the validation I(X;Z) climbs")
+    g.add_argument("--aggressive-inner-steps", type=_int(1), default=_OBJ.aggressive_inner_steps,
+                   metavar="N", help="the most encoder updates per decoder update in the "
+                   f"aggressive phase (default: {_OBJ.aggressive_inner_steps})")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=_int(1), default=10, metavar="E", help="default: 10")
     g.add_argument("--batch-size", type=_int(1), default=128, metavar="N", help="default: 128")
@@ -133,7 +156,15 @@ def build_config(args: argparse.Namespace, dataset: Any) -> RunConfig:
         likelihood=args.likelihood,
         obs_std=args.obs_std if args.likelihood == "gaussian" else None,
     )
-    objective = ObjectiveConfig(beta=args.beta, warmup_steps=args.warmup, free_bits=args.free_bits)
+    objective = ObjectiveConfig(
+        beta=args.beta,
+        warmup_steps=args.warmup,
+        free_bits=args.free_bits,
+        kl_cycles=args.kl_cycles,
+        kl_cycle_ramp=args.kl_cycle_ramp,
+        aggressive=args.aggressive,
+        aggressive_inner_steps=args.aggressive_inner_steps,
+    )
     train = TrainConfig(
         data=dataset.absolute_spec,
         labels=args.labels,

@@ -3,7 +3,8 @@
 - distortion D = -E_q[log p(x|z)] (Monte Carlo, reparameterised), rate R = KL(q(z|x) || p(z)) in
   closed form per latent dimension, ELBO = -(D + R): the true bound, whatever is trained on.
 - the training objective: D + beta_t * sum_i max(lambda, E_batch[KL_i]) with linear KL warm-up
-  beta_t = beta * min(1, step / warmup) and free bits lambda (Kingma et al. 2016).
+  beta_t = beta * min(1, step / warmup) or cyclical annealing (Fu et al. 2019), and free bits
+  lambda (Kingma et al. 2016).
 - the importance-weighted bound with K samples (Burda et al. 2016), log p(x) >= IWAE_K >= ELBO.
 """
 
@@ -79,8 +80,23 @@ def elbo_terms(
     return ElboTerms(distortion=distortion, kl_per_dim=kl_per_dim(mu, logvar), mu=mu, logvar=logvar)
 
 
-def kl_weight(step: int, objective: ObjectiveConfig) -> float:
-    """The KL weight in effect at ``step``: beta, linearly warmed up from 0 over warmup_steps."""
+def kl_weight(step: int, objective: ObjectiveConfig, total_steps: int = 0) -> float:
+    """The KL weight beta_t in effect at ``step`` (0-based) of a run of ``total_steps`` steps.
+
+    - constant: ``beta``;
+    - warm-up (``warmup_steps`` W > 0): ``beta * min(1, step / W)``;
+    - cyclical (``kl_cycles`` M > 0, Fu et al. 2019): the run's T = ``total_steps`` steps in M
+      cycles of T / M steps; with tau = (step mod (T / M)) / (T / M), the position in the cycle,
+      ``beta * min(1, tau / R)``, R = ``kl_cycle_ramp``: a linear ramp from 0 over the first
+      fraction R of each cycle, then ``beta``. The cycles need T: ``total_steps < 1`` is a
+      ConfigError there.
+    """
+    if objective.kl_cycles > 0:
+        if total_steps < 1:
+            raise ConfigError("cyclical KL annealing needs the run's total number of steps")
+        # tau = frac(step * M / T), exactly, in integers
+        tau = (step * objective.kl_cycles) % total_steps / total_steps
+        return objective.beta * min(1.0, tau / objective.kl_cycle_ramp)
     if objective.warmup_steps <= 0:
         return objective.beta
     return objective.beta * min(1.0, step / objective.warmup_steps)

@@ -3,7 +3,8 @@
 Plain Python, no Qt, no files: ``Trainer.run()`` blocks (the app calls it from a worker thread)
 and emits events (``models.training.events``) to its callbacks, on the training thread. A run
 file is one such callback (``models.io.run_callback.RunFileCallback``), as is the CLI's progress
-printer. Each step trains on ``objectives.training_loss`` (KL warm-up and free bits), but every
+printer. Each step trains on ``objectives.training_loss`` (KL schedule and free bits; with
+``aggressive``, after an encoder inner loop: ``models.training.aggressive``), but every
 number reported is the true bound's: ELBO = -(D + R) per sample, in nats. A callback that raises
 ends the run with status "error" and its exception is re-raised from ``run()``.
 
@@ -33,6 +34,7 @@ from models.diagnostics.summary import data_spread
 from models.latent import discrete
 from models.nn.objectives import elbo_terms, kl_weight, training_loss
 from models.nn.vae import VAE
+from models.training.aggressive import AggressivePhase
 from models.training.batches import TrainingBatches, validation_array, validation_tensor
 from models.training.devices import all_finite, resolve_device
 from models.training.events import (
@@ -132,6 +134,12 @@ class Trainer:
         self.meter = StepMeter(mc.latent_dim, tc.log_every, self.device)
         self.optimizer.found_inf = self.meter.found_inf  # type: ignore[attr-defined]
         self._val_dev: torch.Tensor | None = None  # moved to the device when the run starts
+        #: He et al.'s aggressive phase while it lasts (then None); its decoder step updates the
+        #: decoder's side only (backward's inputs), a plain step everything (inputs None)
+        self.aggressive = AggressivePhase(
+            self.model, self.optimizer, self.batches, config.objective, self.total_steps, self._gen
+        ) if config.objective.aggressive else None
+        self._backward_inputs = self.aggressive.decoder_params if self.aggressive else None
 
         self.step = 0
         self.epoch = 0
@@ -288,6 +296,8 @@ class Trainer:
             self._emit(CheckpointEvent(self._good_step, epoch, self._weights()))
             self._epochs_done = epoch
             self._emit(ev)
+            if self.aggressive and not self.aggressive.keep_going(ev.mutual_info, epoch):
+                self.aggressive = self._backward_inputs = None
             self.meter.exclude(time.perf_counter() - t_val)
         if self._stop.is_set():
             return RunStatus.STOPPED, f"stopped after {self._epochs_done} of {tc.epochs} epochs"
@@ -305,10 +315,12 @@ class Trainer:
 
     def _train_step(self, xb: torch.Tensor, rows: int) -> None:
         obj = self.config.objective
+        if self.aggressive is not None:
+            self.aggressive.train_encoder(xb, self.step)
         terms = elbo_terms(self.model, xb, generator=self._gen)
-        loss = training_loss(terms, kl_weight(self.step, obj), obj.free_bits)
+        loss = training_loss(terms, kl_weight(self.step, obj, self.total_steps), obj.free_bits)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(inputs=self._backward_inputs)
         self.meter.record(terms.distortion, terms.kl_per_dim, rows)
         self.optimizer.step()
         self.step += 1
@@ -332,7 +344,7 @@ class Trainer:
                 distortion=dist,
                 rate=rate,
                 kl_per_dim=kl.copy(),
-                beta=float(kl_weight(self._good_step - 1, self.config.objective)),
+                beta=float(kl_weight(self._good_step - 1, self.config.objective, self.total_steps)),
                 lr=float(self.config.train.lr),
                 samples_per_s=iv.samples / iv.seconds,
             ))
