@@ -16,7 +16,7 @@ import sys
 
 from models.errors import LatentExplorerError
 
-COMMANDS = ("train", "diagnose", "export", "inspect", "decode")
+COMMANDS = ("train", "diagnose", "export", "inspect", "decode", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,1 @@
+"""Sweeps: many runs differing in one or two settings, trained out of process (locally or on Ray)."""
