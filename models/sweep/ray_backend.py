@@ -84,11 +84,33 @@ class _RunActor:
 
 
 def _reads_token(path: str, token: str) -> bool:
+    if not token:
+        return False
     try:
         with open(path, encoding="ascii") as fh:
             return fh.read() == token
     except OSError:
         return False
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Initialise Ray in this process unless it is already: a new local instance (of
+    ``num_cpus`` CPUs, default all) when ``address`` is None, else the cluster at ``address``.
+    Workers get this package through ``runtime_env``. True if this call initialised Ray."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    import models
+
+    package = os.path.dirname(os.path.abspath(models.__file__))
+    try:
+        with sigint_blocked():  # Ray's processes leave Ctrl-C to the driver
+            ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                     log_to_driver=False, logging_level="ERROR", runtime_env={"py_modules": [package]})
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        where = address or "a local instance"
+        raise ConfigError(f"cannot start Ray on {where}: {str(exc).splitlines()[0]}") from None
+    return True
 
 
 _ACTOR = None
@@ -116,28 +138,23 @@ class RayBackend(Backend):
         workers, at most one node's.
     device
         ``"cpu"``, ``"cuda"`` or None (CUDA when present on the worker), for every run.
+    return_files
+        Have the workers return every run file as bytes, as when they do not share the sweep's
+        folder (default: a probe file finds out).
     """
 
     def __init__(self, workers: int, address: str | None = None, threads: int | None = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, return_files: bool = False) -> None:
         super().__init__(workers)
         ray = self._ray = import_ray()
-        self._owns_ray = not ray.is_initialized()
-        if self._owns_ray:
-            import models
-
-            package = os.path.dirname(os.path.abspath(models.__file__))
-            try:
-                with sigint_blocked():  # Ray's processes leave Ctrl-C to the driver
-                    ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                             logging_level="ERROR", runtime_env={"py_modules": [package]})
-            except (ConnectionError, ValueError, RuntimeError) as exc:
-                where = address or "a local instance"
-                raise ConfigError(f"cannot start Ray on {where}: {str(exc).splitlines()[0]}") from None
+        self._owns_ray = connect(address)
+        self.return_files = return_files
         node_cpus = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
         biggest = max(node_cpus, default=1)
         self.threads = threads or min(biggest, threads_per_run(workers, cores=sum(node_cpus) or 1))
         if self.threads > biggest:
+            if self._owns_ray:
+                ray.shutdown()
             raise ConfigError(f"--threads {self.threads}: the largest Ray node has {biggest} CPUs")
         self.device = device
         self._queue = ray.util.queue.Queue(actor_options={"num_cpus": 0})
@@ -146,7 +163,10 @@ class RayBackend(Backend):
         self._probes: dict[str, str] = {}  # folder -> token
 
     def _probe(self, run_path: str) -> tuple[str, str]:
+        """The probe file in the run's folder and its token ("" when storage is not shared)."""
         folder = os.path.dirname(run_path)
+        if self.return_files:
+            return os.path.join(folder, PROBE), ""
         if folder not in self._probes:
             token = secrets.token_hex(16)
             path = os.path.join(folder, PROBE)
