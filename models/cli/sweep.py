@@ -107,13 +107,14 @@ def make_backend(args: argparse.Namespace, n_runs: int):  # noqa: ANN201  (a Bac
 
 # --------------------------------------------------------------------------- progress display
 class Progress:
-    """The sweep's progress on stderr: one line per run redrawn on a terminal, else log lines."""
+    """The sweep's progress on stderr: a line per run that trains (runs kept from an earlier
+    invocation show none), redrawn in place on a terminal; else a line per epoch and per end."""
 
-    def __init__(self, names: list[str], epochs: int, err: TextIO) -> None:
+    def __init__(self, epochs: int, err: TextIO) -> None:
         self.epochs = epochs
         self.err = err
         self.live = err.isatty()
-        self.lines: dict[str, str] = {name: f"{name}: waiting" for name in names}
+        self.lines: dict[str, str] = {}
         self._drawn = 0
         self._last = 0.0
 
@@ -185,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     load_dataset(args.data, args.labels, max_samples=10)  # bad data: one line now, not N failed runs
     sweep = Sweep(spec, args.out)
     backend = make_backend(args, len(spec.runs))
-    progress = Progress([r.name for r in spec.runs], spec.base.train.epochs, sys.stderr)
+    progress = Progress(spec.base.train.epochs, sys.stderr)
 
     def on_sigint(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts

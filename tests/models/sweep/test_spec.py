@@ -119,3 +119,15 @@ def test_control_remembers_commands_until_the_trainer_exists() -> None:
     t2 = _FakeTrainer()
     stopped.attach(t2)
     assert t2.calls == ["stop"]
+
+
+def test_the_driver_side_loads_no_torch_and_no_trainer() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, models.sweep.local, models.sweep.runner, models.sweep.ray_backend, models.cli.sweep\n"
+            "print('torch' in sys.modules, 'models.training.trainer' in sys.modules)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
