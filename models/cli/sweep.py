@@ -98,8 +98,6 @@ def make_backend(args: argparse.Namespace, n_runs: int):  # noqa: ANN201  (a Bac
         from models.sweep.ray_backend import RayBackend
 
         return RayBackend(workers, address=args.ray_address, threads=args.threads, device=args.device)
-    if args.ray_address:
-        raise ConfigError("--ray-address needs --backend ray")
     from models.sweep.local import LocalBackend
 
     return LocalBackend(workers, threads=args.threads, device=args.device)
@@ -140,6 +138,9 @@ class Progress:
             self.draw()
         elif not isinstance(ev, StepEvent):
             print(self.lines[record.name], file=self.err, flush=True)
+
+    def restart_block(self) -> None:
+        self._drawn = 0
 
     def draw(self) -> None:
         up = f"\x1b[{self._drawn}A" if self._drawn else ""
@@ -182,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
     from models.sweep.manifest import RunStatus
     from models.sweep.runner import Sweep
 
+    if args.ray_address and args.backend != "ray":
+        raise ConfigError("--ray-address needs --backend ray")
     spec = plan(args)
     load_dataset(args.data, args.labels, max_samples=10)  # bad data: one line now, not N failed runs
     sweep = Sweep(spec, args.out)
@@ -191,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     def on_sigint(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts
         print("stopping every run after its current step (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        progress.restart_block()  # the live lines are drawn anew below the message
         sweep.stop()
 
     previous = signal.signal(signal.SIGINT, on_sigint)

@@ -69,7 +69,7 @@ class RunHandle:
         self.finished: FinishedEvent | None = None
         self.last_step: StepEvent | None = None
         self.last_epoch: EpochEvent | None = None
-        self.pid: int | None = None  # the child process's id (local backend), once started
+        self.pid: int | None = None  # the process that trains it (a child, a Ray worker), once known
 
     # ------------------------------------------------------------------ for the user of a run
     @property

@@ -67,6 +67,7 @@ class _RunActor:
               threads: int | None, device: str | None) -> bytes | None:
         """Train; None when the file was written in place, else the run file's bytes."""
         set_threads(threads)
+        events.put((key, os.getpid()))  # first: which process trains it (RunHandle.pid)
 
         def send(ev: Event) -> None:
             events.put((key, ev))
@@ -199,7 +200,9 @@ class RayBackend(Backend):
             run = self._runs.get(key)
             if run is None:
                 continue
-            if isinstance(ev, FinishedEvent):
+            if isinstance(ev, int):
+                run[0].pid = ev
+            elif isinstance(ev, FinishedEvent):
                 self._ends[key] = ev
             else:
                 run[0]._deliver(ev)

@@ -40,6 +40,8 @@ class Control:
     def apply(self, command: Command | str) -> None:
         command = Command(command)
         with self._lock:
+            if self.stopped:  # final: a pause after a stop would hold the trainer forever
+                return
             if command is Command.STOP:
                 self.stopped = True
             else:

@@ -60,3 +60,22 @@ def test_files_returned_as_bytes_and_a_stop(local_ray, tiny, tmp_path) -> None:
         assert r.status == "finished" and r.n_epochs == 1
     with RunReader(tmp_path / "long.h5") as r:
         assert r.status == "stopped" and r.n_epochs >= 1
+
+
+def test_a_worker_killed_marks_its_run_interrupted(local_ray, tiny, tmp_path) -> None:
+    import signal
+
+    backend = RayBackend(workers=1)
+    try:
+        h = backend.submit(tiny(epochs=100_000), tmp_path / "killed.h5")
+        killed = False
+        for ev in h.events(timeout=300):
+            if isinstance(ev, EpochEvent) and not killed:
+                assert h.pid is not None and h.pid != os.getpid()
+                os.kill(h.pid, signal.SIGKILL)
+                killed = True
+        assert h.status is RunStatus.INTERRUPTED and "Ray worker died" in h.finished.message
+    finally:
+        backend.close()
+    with RunReader(tmp_path / "killed.h5") as r:  # shared storage: the file was written in place
+        assert r.n_epochs >= 1

@@ -113,6 +113,7 @@ def test_control_remembers_commands_until_the_trainer_exists() -> None:
     assert t.calls == ["pause"]
     c.apply("resume")
     c.apply(Command.STOP)
+    c.apply(Command.PAUSE)  # after a stop: ignored, or the trainer would wait forever
     assert t.calls == ["pause", "resume", "stop"]
     stopped = Control()
     stopped.apply(Command.STOP)
