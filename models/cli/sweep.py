@@ -65,7 +65,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--seed", type=_values(seed_arg), metavar="S[,S...]", dest="seed", help="same as --seeds")
     g = p.add_argument_group("running")
     g.add_argument("--workers", type=_int(1), metavar="N",
-                   help="runs at once (default: as many as the runs, at most the cores)")
+                   help="runs at once (default: as many as the runs, at most the cores; on Ray "
+                   "as many as the runs)")
     g.add_argument("--threads", type=_int(1), metavar="N",
                    help="torch threads per run (default: the cores divided among the workers)")
     g.add_argument("--backend", choices=("local", "ray"), default="local",
@@ -93,11 +94,12 @@ def plan(args: argparse.Namespace):  # noqa: ANN201  (a SweepSpec; imported late
 def make_backend(args: argparse.Namespace, n_runs: int):  # noqa: ANN201  (a Backend)
     import os
 
-    workers = args.workers or max(1, min(n_runs, os.cpu_count() or 1))
-    if args.backend == "ray":
+    if args.backend == "ray":  # Ray places the runs by the CPUs each asks for
         from models.sweep.ray_backend import RayBackend
 
-        return RayBackend(workers, address=args.ray_address, threads=args.threads, device=args.device)
+        return RayBackend(args.workers or n_runs, address=args.ray_address, threads=args.threads,
+                          device=args.device)
+    workers = args.workers or max(1, min(n_runs, os.cpu_count() or 1))
     from models.sweep.local import LocalBackend
 
     return LocalBackend(workers, threads=args.threads, device=args.device)

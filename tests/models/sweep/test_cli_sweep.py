@@ -111,3 +111,12 @@ def test_out_that_is_a_file_exits_2(tiny_spec, tmp_path, capsys) -> None:
     assert main(["sweep", "--data", tiny_spec, "--out", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err
     assert err == f"latent-explorer sweep: error: {tmp_path / 'f'}: is a file, not a folder for the sweep's runs\n"
+
+
+def test_ray_backend_without_ray_installed_exits_2_with_the_extra_named(tiny_spec, tmp_path, capsys, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed
+    assert main(["sweep", "--data", tiny_spec, "--backend", "ray", "--out", str(tmp_path / "sw")]) == 2
+    err = capsys.readouterr().err
+    assert err == 'latent-explorer sweep: error: the Ray backend needs Ray: pip install "latent-explorer[cluster]"\n'
