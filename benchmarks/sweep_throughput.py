@@ -10,7 +10,9 @@
 Every run is the ``train`` command's default model (MLP 512-256, 10 latent dimensions,
 Bernoulli, batch 128) for ``--epochs`` (default 1) on ``--max-samples`` training rows (default
 all 60,000), beta 0.25, 1, 4, 16, seed 0; wall times include loading the data and starting each
-process, as a user waits for them. Targets on a 2-core machine: local at least 1.15x the
+process, as a user waits for them. The CPU seconds of the sequential and local phases (this
+process and its children) are printed too: on a shared machine, where the wall times depend on
+the other load, they tell whether a phase was slow because it worked more or because it waited. Targets on a 2-core machine: local at least 1.15x the
 sequential loop, Ray within 20 % of local. Each run's last validation R and D are printed too
 (they should fall and rise with beta).
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -44,6 +47,12 @@ def configs(args: argparse.Namespace) -> list[RunConfig]:
         train=TrainConfig(data="mnist", epochs=args.epochs, max_train_samples=args.max_samples),
     )
     return [r.config for r in SweepSpec(base, {"beta": DEFAULT_BETAS}).runs]
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (the local pool's), user + system."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def sequential(runs: list[RunConfig], folder: str) -> float:
@@ -94,18 +103,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         for name in ("sequential", "local", "ray"):
             os.makedirs(os.path.join(tmp, name))
+        cpu = cpu_seconds()
         result["sequential_s"] = round(sequential(runs, os.path.join(tmp, "sequential")), 2)
-        print(f"sequential, one process with {cores} threads: {result['sequential_s']:.1f} s", flush=True)
+        result["sequential_cpu_s"] = round(cpu_seconds() - cpu, 1)
+        print(f"sequential, one process with {cores} threads: {result['sequential_s']:.1f} s "
+              f"({result['sequential_cpu_s']:.0f} CPU-s)", flush=True)
 
         from models.sweep.local import LocalBackend
 
         local = LocalBackend(args.workers)
         result["threads_per_run"] = local.threads
+        cpu = cpu_seconds()
         result["local_s"] = round(pooled(local, runs, os.path.join(tmp, "local")), 2)
+        result["local_cpu_s"] = round(cpu_seconds() - cpu, 1)
         result["local_speedup"] = round(result["sequential_s"] / result["local_s"], 3)
         result["frontier_r_d"] = frontier(os.path.join(tmp, "local"), len(runs))
         print(f"local pool, {args.workers} workers x {local.threads} threads: {result['local_s']:.1f} s "
-              f"= {result['local_speedup']:.2f}x the sequential loop (target >= 1.15)", flush=True)
+              f"({result['local_cpu_s']:.0f} CPU-s) = {result['local_speedup']:.2f}x the sequential loop "
+              "(target >= 1.15)", flush=True)
         print("  (R, D) by beta: " + ", ".join(f"{b:g}: {rd}" for b, rd in zip(DEFAULT_BETAS, result["frontier_r_d"])))
 
         if not args.no_ray:
