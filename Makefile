@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test]" "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[test,cluster]" "$(TORCH)"
 	touch $(STAMP)
 
 venv: $(STAMP)

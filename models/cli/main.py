@@ -16,7 +16,7 @@ import sys
 
 from models.errors import LatentExplorerError, error_line
 
-COMMANDS = ("train", "diagnose", "export", "inspect", "decode", "recover")
+COMMANDS = ("train", "diagnose", "export", "inspect", "decode", "recover", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -84,6 +84,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "weights). The ELBO, distortion D and rate R shown are the true bound's terms in nats "
         "per sample, whatever beta, warm-up and free bits train on.",
     )
+    add_run_arguments(p)  # shared with `sweep` (models/cli/sweep.py)
+    g = p.add_argument_group("output")
+    g.add_argument("--out", required=True, metavar="RUN.h5", help="the run file to write")
+    g.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(handler=run)
+    return p
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The data, model, objective and optimisation options of a run (``build_config`` reads them)."""
     g = p.add_argument_group("data")
     g.add_argument("--data", default="mnist", metavar="SPEC",
                    help="mnist, shapes, shapes:32, FILE.h5[:path/to/array], FILE.npy, "
@@ -137,11 +147,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--log-every", type=_int(1), default=10, metavar="N",
                    help="record a step row every N steps (default: 10)")
     g.add_argument("--device", choices=DEVICES, help="default: cuda when present, else cpu")
-    g = p.add_argument_group("output")
-    g.add_argument("--out", required=True, metavar="RUN.h5", help="the run file to write")
-    g.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.set_defaults(handler=run)
-    return p
 
 
 def build_config(args: argparse.Namespace, dataset: Any) -> RunConfig:

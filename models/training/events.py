@@ -122,12 +122,15 @@ class PauseEvent:
 
 @dataclass
 class FinishedEvent:
-    """The end of a run: its status (finished, stopped, diverged or error), and why."""
+    """The end of a run: its status (finished, stopped, diverged, error; interrupted when its
+    process died), and why. ``run_path`` names the run's file where one run among several ends
+    (a sweep's backends set it)."""
 
     status: RunStatus
     message: str
     epochs_done: int
     step: int
+    run_path: str | None = None
 
 
 Event = StartEvent | StepEvent | CheckpointEvent | EpochEvent | PauseEvent | FinishedEvent
