@@ -42,7 +42,7 @@ from .panels.diagnosis import DiagnosisPanel
 from .panels.kl_panel import KLPanel
 from .panels.rd_plane import RateDistortionPanel
 from .panels.training import TrainingPanel
-from .session import RunSession, RunsModel
+from .state import RunSession, RunsModel, TrainingState
 
 MAX_RECENT = 10
 SETTINGS_VERSION = 1
@@ -300,7 +300,7 @@ class MainWindow(QMainWindow):
         sb = self.statusBar()
         self.run_file_label = QLabel("")
         self.run_file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.state_label = QLabel("idle")
+        self.state_label = QLabel(TrainingState.IDLE)
         sb.addPermanentWidget(self.run_file_label, 1)
         sb.addPermanentWidget(self.state_label)
         sb.showMessage("Ready: press Start (F5) to train on MNIST, or open a run (Ctrl+O).")
@@ -494,9 +494,9 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         state = self.controller.state
-        self.act_start.setEnabled(state == "idle")
-        self.act_pause.setEnabled(state in ("running", "paused"))
-        self.act_stop.setEnabled(state in ("starting", "running", "paused"))
+        self.act_start.setEnabled(state is TrainingState.IDLE)
+        self.act_pause.setEnabled(state in (TrainingState.RUNNING, TrainingState.PAUSED))
+        self.act_stop.setEnabled(state.stoppable)
         has_run = self.runs.current is not None
         self.act_export.setEnabled(has_run and not self.controller.export_busy)
         self.act_diagnose.setEnabled(has_run)

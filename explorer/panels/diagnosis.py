@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..session import RunSession, RunsModel
+from ..state import RunSession, RunsModel
 
 ROWS = (
     ("epoch", "Epoch"),

@@ -34,7 +34,7 @@ from models.errors import ConfigError
 
 from .. import dialogs
 from ..datafiles import ArrayInfo, list_arrays
-from ..session import RunSession
+from ..state import RunSession, RunStatus, TrainingState
 from .common import StatusText
 
 #: (label, data spec, sample shape) of the built-in data sets.
@@ -98,7 +98,7 @@ class TrainingPanel(QWidget):
         defaults = RunConfig()
         self._arrays: list[ArrayInfo] = []
         self._session: RunSession | None = None
-        self._state = "idle"
+        self._state = TrainingState.IDLE
 
         # --- data
         self.data_combo = QComboBox()
@@ -259,7 +259,7 @@ class TrainingPanel(QWidget):
         self._data_kind_changed()
         self._likelihood_changed()
         self.obs_std.setEnabled(False)
-        self.set_state("idle")
+        self.set_state(TrainingState.IDLE)
 
     # ------------------------------------------------------------------ form <-> config
     def data_spec(self) -> tuple[str, str | None, tuple[int, ...] | None]:
@@ -422,27 +422,27 @@ class TrainingPanel(QWidget):
         self.startRequested.emit(cfg, self.out_edit.text().strip())
 
     def _pause_clicked(self) -> None:
-        if self._state == "paused":
+        if self._state is TrainingState.PAUSED:
             self.resumeRequested.emit()
         else:
             self.pauseRequested.emit()
 
-    def set_state(self, state: str) -> None:
-        """``idle``, ``starting``, ``running``, ``paused`` or ``stopping``: enables the buttons."""
+    def set_state(self, state: TrainingState) -> None:
+        """The controller's :class:`~explorer.state.TrainingState`: enables the buttons."""
+        state = TrainingState(state)
         self._state = state
-        busy = state in ("starting", "running", "paused", "stopping")
-        self.start_button.setEnabled(not busy)
-        self.pause_button.setEnabled(state in ("running", "paused"))
-        self.pause_button.setText("Resume" if state == "paused" else "Pause")
-        self.stop_button.setEnabled(state in ("starting", "running", "paused"))
-        if state in ("running", "paused", "starting"):
+        self.start_button.setEnabled(not state.busy)
+        self.pause_button.setEnabled(state in (TrainingState.RUNNING, TrainingState.PAUSED))
+        self.pause_button.setText("Resume" if state is TrainingState.PAUSED else "Pause")
+        self.stop_button.setEnabled(state.stoppable)
+        if state.stoppable:
             self._tick.start()
         else:
             self._tick.stop()
         self._update_progress()
 
     @property
-    def state(self) -> str:
+    def state(self) -> TrainingState:
         return self._state
 
     # ------------------------------------------------------------------ progress
@@ -474,7 +474,9 @@ class TrainingPanel(QWidget):
             return "Ready."
         n = len(s.steps)
         if n == 0:
-            return {"starting": "Loading data and building the model…"}.get(s.status, f"{s.name}: {s.status}")
+            if s.status is RunStatus.STARTING:
+                return "Loading data and building the model…"
+            return f"{s.name}: {s.status}"
         step = int(s.steps.last("step"))
         epoch = s.steps.last("epoch")
         total = s.total_steps
@@ -486,13 +488,13 @@ class TrainingPanel(QWidget):
         parts.append(f"step {step:,}" + (f"/{total:,}" if total else ""))
         if sps is not None and np.isfinite(sps):
             parts.append(f"{sps:,.0f} samples/s")
-        if total and s.status == "running" and sps and np.isfinite(sps) and sps > 0 and s.config is not None:
+        if total and s.status is RunStatus.RUNNING and sps and np.isfinite(sps) and sps > 0 and s.config is not None:
             left_steps = max(0, total - step)
             seconds = left_steps * s.config.train.batch_size / sps
             parts.append(f"{format_duration(seconds)} left")
         # Named: the form above may already hold the next run's settings.
         text = f"{s.name}: " + " · ".join(parts)
-        if s.status != "running":
+        if s.status is not RunStatus.RUNNING:
             text += f" · {s.message or s.status}"
         return text
 
@@ -500,11 +502,11 @@ class TrainingPanel(QWidget):
         s = self._session
         self.progress_label.setText(self.progress_text())
         if s is None or not s.total_steps or len(s.steps) == 0:
-            self.progress.setValue(0 if s is None or s.status != "finished" else 1000)
+            self.progress.setValue(1000 if s is not None and s.status is RunStatus.FINISHED else 0)
             self.progress.setFormat("")
             return
         step = float(s.steps.last("step"))
-        frac = 1.0 if s.status == "finished" else min(1.0, max(0.0, step / s.total_steps))
+        frac = 1.0 if s.status is RunStatus.FINISHED else min(1.0, max(0.0, step / s.total_steps))
         self.progress.setValue(int(round(frac * 1000)))
         self.progress.setFormat(f"{frac * 100:.0f} %")
 

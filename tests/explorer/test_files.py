@@ -222,7 +222,7 @@ def test_export_the_decoder_to_onnx(window, finished_run, tmp_path, qtbot, error
 
 def test_closing_during_an_export_cancels_it_and_keeps_the_old_file(window, finished_run, tmp_path,
                                                                     qtbot, errors):
-    from explorer import workers
+    from explorer.jobs import export as workers
 
     assert window.open_path(finished_run)
     folder = tmp_path / "exports"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.session import ColumnStore, RunSession, RunsModel
+from explorer.state import ColumnStore, RunSession, RunsModel
 from models.training import EpochEvent, StepEvent
 
 
