@@ -378,13 +378,12 @@ def install(window: Any) -> LatentExplorerPanel:
     """Add the explorer to the app's main window through its extension API.
 
     A "Latent explorer" dock (tabbed with the rate-distortion plane) following the window's
-    current run; File > Open ONNX decoder… (Ctrl+Shift+D); ``.onnx`` files opened by the window
-    (File > Open, drag and drop, the command line, recent files) go to the explorer; errors go
+    current run; File > Open ONNX decoder… (the window's ``act_open_decoder``); ``.onnx``
+    files opened by the window (File > Open, drag and drop, the command line, recent files)
+    go to the explorer; errors go
     to the window's error dialog and messages to its status bar. Call ``shutdown()`` on the
     returned panel when the window closes.
     """
-    from PySide6.QtGui import QAction, QKeySequence
-
     panel = LatentExplorerPanel(window.runs)
     dock = window.add_dock(panel, "Latent explorer", Qt.DockWidgetArea.RightDockWidgetArea,
                            "dock.latent")
@@ -410,16 +409,7 @@ def install(window: Any) -> LatentExplorerPanel:
         if path:
             window.open_path(path)  # through the window: recent files, then open_decoder
 
-    action = QAction("Open ONNX &decoder…", window)
-    action.setShortcut(QKeySequence("Ctrl+Shift+D"))
-    action.setStatusTip("Explore a decoder someone shared (no training data or torch needed)")
-    action.triggered.connect(open_dialog)
-    recent = getattr(window, "recent_menu", None)
-    if recent is not None:
-        window.file_menu.insertAction(recent.menuAction(), action)
-    else:
-        window.file_menu.addAction(action)
-    window.act_open_decoder = action
+    window.act_open_decoder.triggered.connect(open_dialog)  # the window's table places it
     window.add_file_handler((".onnx",), open_decoder)
     panel.error.connect(window.show_error)
     panel.message.connect(lambda text: window.statusBar().showMessage(text, 8000))
