@@ -57,6 +57,7 @@ slot). Here:
 
 from __future__ import annotations
 
+import atexit
 import enum
 import sys
 import threading
@@ -298,6 +299,16 @@ def wait_all(timeout_ms: int = 30_000) -> bool:
     for task in list(_LIVE):
         ok = task.wait(timeout_ms) and ok
     return ok
+
+
+@atexit.register
+def _at_exit() -> None:
+    """The interpreter is ending: stop what still runs (destroying a running QThread aborts)."""
+    for task in list(_LIVE):
+        task.cancel()
+    for task in list(_LIVE):
+        if task._thread is not None:
+            task._thread.wait(10_000)
 
 
 __all__ = [
