@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from ..state.status import RunStatus
 from ..tasks import TaskState
 
 #: Niceness added to the training thread (Linux): the GUI thread wins the CPU when both want it,
@@ -103,7 +104,7 @@ class TrainingJob:
         torch.set_num_threads(int(self.torch_threads or default_torch_threads()))
         with self._lock:
             if self._stop_requested:
-                return FinishedEvent(status="stopped", message="stopped before training began",
+                return FinishedEvent(status=RunStatus.STOPPED, message="stopped before training began",
                                      epochs_done=0, step=0)
 
         def on_event(event: Any) -> None:
