@@ -114,12 +114,16 @@ def widget_action(key: str, parent, slot: Callable) -> QAction:
     return action
 
 
+def keys_text(key: str) -> str:
+    """The keys of ``SPECS[key]`` as the user reads them (``"Shift+F5"``), for tooltips."""
+    return " / ".join(QKeySequence(s).toString(QKeySequence.SequenceFormat.NativeText)
+                      for s in SPECS[key].shortcuts)
+
+
 def shortcut_rows() -> list[tuple[str, str]]:
     """(what, keys) for the shortcuts help: every action with keys, then the gestures."""
     rows = []
     for spec in ACTIONS:
         if spec.shortcuts:
-            keys = " / ".join(QKeySequence(s).toString(QKeySequence.SequenceFormat.NativeText)
-                              for s in spec.shortcuts)
-            rows.append((spec.title, keys))
+            rows.append((spec.title, keys_text(spec.key)))
     return rows + list(GESTURES)

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import dialogs
-from .actions import MENUS, TOOLBAR, build_actions, shortcut_rows
+from .actions import MENUS, TOOLBAR, build_actions, keys_text, shortcut_rows
 from .controller import RunController
 from .file_actions import RUN_SUFFIXES, FileActions, classify_file
 from .panels.common import PlotPanel, configure_pyqtgraph
@@ -218,7 +218,8 @@ class MainWindow(FileActions, QMainWindow):
         self.state_label = QLabel(TrainingState.IDLE)
         sb.addPermanentWidget(self.run_file_label, 1)
         sb.addPermanentWidget(self.state_label)
-        sb.showMessage("Ready: press Start (F5) to train on MNIST, or open a run (Ctrl+O).")
+        sb.showMessage(f"Ready: press Start ({keys_text('start')}) to train on MNIST, or open a run "
+                       f"({keys_text('open')}).")
 
     def _connect(self) -> None:
         tp, c = self.training_panel, self.controller
@@ -266,7 +267,8 @@ class MainWindow(FileActions, QMainWindow):
         self.training_dock.show()
         self.training_dock.raise_()
         self.training_panel.data_combo.setFocus()
-        self.statusBar().showMessage("Choose the settings, then press Start (F5).", 8000)
+        self.statusBar().showMessage(f"Choose the settings, then press Start ({keys_text('start')}).",
+                                     8000)
 
     def start_training(self, config, path: str = "") -> RunSession | None:
         return self.controller.start_training(config, path)

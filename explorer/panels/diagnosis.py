@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..actions import keys_text
 from ..state import RunSession, RunsModel
 
 ROWS = (
@@ -90,7 +91,8 @@ class DiagnosisPanel(QWidget):
         self.n_spin.setSpecialValueText("all")
         self.n_spin.setToolTip("Validation samples to diagnose (0 = all)")
         self.button = QPushButton("Diagnose now")
-        self.button.setToolTip("Compute the ELBO gap and the full diagnosis on validation data (F7)")
+        self.button.setToolTip("Compute the ELBO gap and the full diagnosis on validation data "
+                               f"({keys_text('diagnose')})")
         self.button.clicked.connect(self.request)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the diagnosis in progress")

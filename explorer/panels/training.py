@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QVBoxLayou
 from models.errors import ConfigError
 
 from .. import dialogs
+from ..actions import keys_text
 from ..state import RunSession, RunStatus, TrainingState
 from .common import StatusText
 from .training_form import BUILTIN_DATA, TrainingForm, sample_shape_of
@@ -48,11 +49,12 @@ class TrainingPanel(TrainingForm):
 
         # --- controls and progress
         self.start_button = QPushButton("Start")
-        self.start_button.setToolTip("Start training (F5)")
+        self.start_button.setToolTip(f"Start training ({keys_text('start')})")
         self.pause_button = QPushButton("Pause")
-        self.pause_button.setToolTip("Pause or resume (F6)")
+        self.pause_button.setToolTip(f"Pause or resume ({keys_text('pause')})")
         self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop; the run file keeps everything so far (Shift+F5)")
+        self.stop_button.setToolTip(
+            f"Stop; the run file keeps everything so far ({keys_text('stop')})")
         buttons = QHBoxLayout()
         for b in (self.start_button, self.pause_button, self.stop_button):
             buttons.addWidget(b)
@@ -84,7 +86,7 @@ class TrainingPanel(TrainingForm):
 
     # ------------------------------------------------------------------ buttons and state
     def request_start(self) -> None:
-        """Ask for a run with the form's settings (Start, F5); a bad setting: one dialog."""
+        """Ask for a run with the form's settings (Start); a bad setting: one dialog."""
         try:
             cfg = self.config()
         except ConfigError as exc:
