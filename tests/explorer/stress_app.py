@@ -11,6 +11,11 @@ run, and does it again, N times, then quits through the window. ``faulthandler``
 child: a crash prints every thread's stack. If a child dies, the parent counts the crash and
 starts another for the exports left. Not collected by pytest (the name has no ``test_``); the
 last line printed is JSON: ``{"exports_ok", "export_errors", "crashes", ...}``.
+
+Measured on 2026-12-01 (2 shared cores, load average ~15, Xvfb): 50 exports of 50 in one app
+process, no crash, no error, 3,973 s (each run switch also re-exported the explorer's decoder).
+The same machine crashed the app before explorer.tasks: a 3,000-task repro of the old
+RunController._run_task segfaulted 3 times in 3.
 """
 
 from __future__ import annotations
