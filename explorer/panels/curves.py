@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from ..session import RunSession, RunsModel
+from ..state import RunSession, RunsModel
 from .common import PlotPanel, RefreshThrottle, brush, finite_xy, pen, style_plot
 
 #: (key in the plots dict, train column, validation column, title, y label)

@@ -23,7 +23,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ..session import RunSession, RunsModel
+from ..state import RunSession, RunsModel
 from .common import PlotPanel, RefreshThrottle, brush, pen, style_plot
 
 #: Activity threshold of an active unit (Burda et al. 2016); equal to the diagnostics' constant.

@@ -22,7 +22,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
-from ..session import RunSession, RunsModel
+from ..state import RunSession, RunsModel
 from .common import PlotPanel, RefreshThrottle, brush, finite_xy, nice_step, pen, style_plot
 
 #: At most this many training points are drawn per run (evenly strided); the rest are skipped.
