@@ -15,10 +15,12 @@ Clicking a data point emits ``pointClicked(index)``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QPixmapCache
+from PySide6.QtGui import QAction, QColor, QFontMetricsF, QPixmapCache
 from PySide6.QtWidgets import QGraphicsItem, QMenu
 
 from .model import LatentSpace
@@ -144,6 +146,7 @@ class LatentMapView(pg.PlotWidget):
         self._syncing = False
         self._brushes: np.ndarray | None = None
 
+        plot.getViewBox().sigResized.connect(self._fit_texts)
         self.scene().sigMouseClicked.connect(self._on_click)
         space.pointsChanged.connect(self.update_points)
         space.projectionChanged.connect(self._on_projection_changed)
@@ -197,11 +200,38 @@ class LatentMapView(pg.PlotWidget):
             sample = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=PRIOR_COLOUR)
             self.legend.addItem(sample, f"{len(space.points):,} draws from the prior N(0, I)")
 
-    def _on_projection_changed(self) -> None:
-        x_label, y_label = self.space.projection.axis_labels()
+        self._fit_texts()
+
+    def _fit_texts(self, *_args) -> None:
+        """Axis names and legend sized to the map: the longest form of each axis name that fits
+        along its axis, and as many legend columns as the labels need to fit in the height."""
         plot = self.getPlotItem()
-        plot.setLabel("bottom", x_label)
-        plot.setLabel("left", y_label)
+        vb = plot.getViewBox()
+        width, height = vb.width(), vb.height()
+        if width <= 0 or height <= 0:
+            return
+        for form in range(3):
+            x_label, y_label = self.space.axis_labels(form)
+            fm = QFontMetricsF(plot.getAxis("left").label.font())
+            if fm.horizontalAdvance(y_label) <= height - 10 and fm.horizontalAdvance(x_label) <= width - 10:
+                break
+        for name, text in (("bottom", x_label), ("left", y_label)):
+            if plot.getAxis(name).labelText != text:
+                plot.setLabel(name, text)
+        n = len(self.legend.items)
+        if n:
+            row = self._legend_row_height()
+            rows = max(1, int((height - 24) // row))
+            columns = math.ceil(n / rows)
+            if columns != self.legend.columnCount:
+                self.legend.setColumnCount(columns)
+
+    def _legend_row_height(self) -> float:
+        label = self.legend.items[0][1]
+        return max(12.0, label.boundingRect().height() + self.legend.layout.verticalSpacing())
+
+    def _on_projection_changed(self) -> None:
+        self._fit_texts()
         self._sync_all_anchors()
 
     def show_point(self, k: int | None) -> None:
