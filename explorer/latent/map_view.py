@@ -8,6 +8,15 @@ shifts the cached picture; only zooming redraws the symbols. There is no grid (t
 redraw antialiased grid lines across the view on every repaint). Clicks find the nearest point with
 numpy, not with pyqtgraph's per-point ``SpotItem`` objects (70,000 Python objects).
 
+Zooming redraws every visible symbol, which is too slow for a frame when tens of thousands are on
+screen. Then the cloud is shown as a density image instead: a 2-D histogram of the points in
+bins of one symbol's size, each bin in the mean colour of its points' labels and as opaque as
+that many overlapping symbols would be, shown through one ``ImageItem``. The image covers more
+than the view, so panning moves it, and zooming scales it until its bins are a third off their
+size on screen; only then is it binned again (a few milliseconds with ``np.bincount``). Once
+fewer than :data:`DENSITY_MIN_POINTS` points are in view, the scatter is back, point by point.
+Clicks, the anchors and the highlight do not depend on which of the two is shown.
+
 Interaction: drag an anchor to move it; double-click empty space to add one there; click an
 anchor to make it current; right-click it for a menu (remove); Delete removes the current one.
 Clicking a data point emits ``pointClicked(index)``.
@@ -39,6 +48,14 @@ def foreground() -> QColor:
     return pg.mkColor(pg.getConfigOption("foreground"))
 #: Clicks within this many pixels of a point select it.
 CLICK_RADIUS_PX = 6.0
+#: With at least this many points in view the cloud is drawn as a density image.
+DENSITY_MIN_POINTS = 15_000
+#: The density image covers the view widened by this fraction of its size on every side.
+DENSITY_MARGIN = 0.5
+#: The density image is binned again when its bins grow or shrink on screen past this factor.
+DENSITY_RESCALE = 1.34
+#: Opacity of one symbol (as the scatter's brushes).
+SYMBOL_ALPHA = 150
 
 
 def label_colour(k: int, n: int, alpha: int = 150) -> QColor:
@@ -128,6 +145,17 @@ class LatentMapView(pg.PlotWidget):
         self.scatter.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.scatter.setZValue(0)
         self.addItem(self.scatter)
+        self.density = pg.ImageItem(axisOrder="row-major")
+        self.density.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.density.setZValue(0)
+        self.density.hide()
+        self.addItem(self.density, ignoreBounds=True)
+        #: Draw many points as a density image (False: always the scatter; benchmarks compare).
+        self.density_enabled = True
+        self.density_bins = 0  # how many times the density image was binned (tests)
+        self._density_key: tuple | None = None  # (x0, y0, bin_w, bin_h, nx, ny) of the image
+        self._colours: np.ndarray | None = None  # [k, 3] label colours, 0-1
+        self._point_labels: np.ndarray | None = None
         path_colour = foreground()
         path_colour.setAlpha(200)
         self.path_curve = pg.PlotCurveItem(
@@ -147,6 +175,8 @@ class LatentMapView(pg.PlotWidget):
         self._brushes: np.ndarray | None = None
 
         plot.getViewBox().sigResized.connect(self._fit_texts)
+        plot.getViewBox().sigResized.connect(self._update_density)
+        plot.getViewBox().sigRangeChanged.connect(self._update_density)
         self.scene().sigMouseClicked.connect(self._on_click)
         space.pointsChanged.connect(self.update_points)
         space.projectionChanged.connect(self._on_projection_changed)
@@ -173,8 +203,14 @@ class LatentMapView(pg.PlotWidget):
             palette = np.empty(k, dtype=object)
             palette[:] = [pg.mkBrush(label_colour(i, k)) for i in range(k)]
             self._brushes = palette[labels]
+            self._colours = np.array([label_colour(i, k).getRgbF()[:3] for i in range(k)])
+            self._point_labels = np.ascontiguousarray(labels, dtype=np.intp)
         else:
             self._brushes = None
+            c = pg.mkColor(PRIOR_COLOUR)
+            self._colours = np.array([c.getRgbF()[:3]])
+            self._point_labels = None
+        self._density_key = None
         brush = self._brushes if self._brushes is not None else pg.mkBrush(PRIOR_COLOUR)
         self.scatter.setData(
             x=pts[:, 0], y=pts[:, 1], brush=brush, size=point_size(n), pen=None, symbol="o"
@@ -186,6 +222,78 @@ class LatentMapView(pg.PlotWidget):
         plot = self.getPlotItem()
         plot.getViewBox().autoRange(items=[self.scatter], padding=0.05)
         plot.disableAutoRange()
+        self._update_density()
+
+    # ------------------------------------------------------------------ density image
+    @property
+    def showing_density(self) -> bool:
+        """Whether the cloud is drawn as a density image now (else as the scatter)."""
+        return self.density.isVisible()
+
+    def _update_density(self, *_args) -> None:
+        """Choose the scatter or the density image for the view; bin the image when needed."""
+        vb = self.getPlotItem().getViewBox()
+        pts = self.space.points
+        w_px, h_px = vb.width(), vb.height()
+        use = self.density_enabled and len(pts) >= DENSITY_MIN_POINTS and w_px > 0 and h_px > 0
+        if use:
+            (x0, x1), (y0, y1) = vb.viewRange()
+            x, y = pts[:, 0], pts[:, 1]
+            inside = np.count_nonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+            use = inside >= DENSITY_MIN_POINTS
+        if not use:
+            if self.density.isVisible():
+                self.density.hide()
+                self.scatter.show()
+            return
+        bin_px = float(point_size(len(pts)))
+        bw, bh = (x1 - x0) / w_px * bin_px, (y1 - y0) / h_px * bin_px
+        key = self._density_key
+        if key is not None:
+            kx0, ky0, kbw, kbh, nx, ny = key
+            covered = kx0 <= x0 and ky0 <= y0 and kx0 + nx * kbw >= x1 and ky0 + ny * kbh >= y1
+            ratio = kbw / bw
+            if covered and 1 / DENSITY_RESCALE <= ratio <= DENSITY_RESCALE:
+                self._show_density()
+                return
+        self._bin_density(x0 - DENSITY_MARGIN * (x1 - x0), y0 - DENSITY_MARGIN * (y1 - y0),
+                          bw, bh, int(math.ceil((1 + 2 * DENSITY_MARGIN) * w_px / bin_px)),
+                          int(math.ceil((1 + 2 * DENSITY_MARGIN) * h_px / bin_px)))
+        self._show_density()
+
+    def _show_density(self) -> None:
+        if not self.density.isVisible():
+            self.scatter.hide()
+            self.density.show()
+
+    def _bin_density(self, x0: float, y0: float, bw: float, bh: float, nx: int, ny: int) -> None:
+        """The density image of the points over nx x ny bins of bw x bh from (x0, y0)."""
+        pts = self.space.points
+        ix = np.floor((pts[:, 0] - x0) * (1.0 / bw)).astype(np.intp)
+        iy = np.floor((pts[:, 1] - y0) * (1.0 / bh)).astype(np.intp)
+        ok = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        flat = (iy * nx + ix)[ok]
+        size = nx * ny
+        count = np.bincount(flat, minlength=size)
+        colours = self._colours
+        rgba = np.zeros((size, 4), np.uint8)
+        if self._point_labels is None or len(colours) == 1:
+            rgb = np.broadcast_to((colours[0] * 255.0).astype(np.uint8), (size, 3))
+            rgba[:, :3] = rgb
+        else:
+            labels = self._point_labels[ok]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                inv = np.where(count > 0, 255.0 / np.maximum(count, 1), 0.0)
+            for c in range(3):
+                total = np.bincount(flat, weights=colours[labels, c], minlength=size)
+                rgba[:, c] = (total * inv).astype(np.uint8)
+        # As opaque as that many symbols over one another: 1 - (1 - a)^count.
+        table = (255.0 * (1.0 - (1.0 - SYMBOL_ALPHA / 255.0) ** np.arange(64)) + 0.5).astype(np.uint8)
+        rgba[:, 3] = table[np.minimum(count, 63)]
+        self.density.setImage(rgba.reshape(ny, nx, 4), autoLevels=False, levels=None)
+        self.density.setRect(pg.QtCore.QRectF(x0, y0, nx * bw, ny * bh))
+        self._density_key = (x0, y0, bw, bh, nx, ny)
+        self.density_bins += 1
 
     def _update_legend(self) -> None:
         self.legend.clear()
