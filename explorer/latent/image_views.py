@@ -30,6 +30,7 @@ class ImagePlot(pg.GraphicsLayoutWidget):
     def __init__(self, title: str = "", parent=None, *, axes: bool = False) -> None:
         super().__init__(parent)
         self.plot = self.addPlot(title=title or None)
+        self._free_title_width()
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -124,6 +125,19 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         if text != self._title:
             self._title = text
             self.plot.setTitle(text)
+            self._free_title_width()
+
+    def _free_title_width(self) -> None:
+        """The title is fitted to the view (above), so it must not widen the plot: pyqtgraph
+        makes a label's text width its minimum width, which pushed the image out of a narrow
+        widget."""
+        label = self.plot.titleLabel
+        label.setMinimumWidth(0)
+        hint = getattr(label, "_sizeHint", None)
+        if isinstance(hint, dict) and Qt.SizeHint.MinimumSize in hint:
+            hint[Qt.SizeHint.MinimumSize] = (0, hint[Qt.SizeHint.MinimumSize][1])
+            hint[Qt.SizeHint.PreferredSize] = (0, hint[Qt.SizeHint.PreferredSize][1])
+            label.updateGeometry()
 
     def _title_font(self) -> QFont:
         font = QFont(self.font())
@@ -207,12 +221,17 @@ class ImagePlot(pg.GraphicsLayoutWidget):
             self._apply_title(min(vb.width(), self._shape[1] * self.scale_px))
 
     def _edge_room(self) -> float:
-        """Half the width of the widest end label below the image (pixels)."""
-        ticks = self._all_ticks.get("bottom", ([], None))[0]
+        """Half the width of the wider end label below the image, in its shortest form (pixels).
+
+        The shortest form: a margin sized for the long one would shrink the image until only
+        the short one fits. A longer label may reach a little further (``LABEL_OVERHANG_PX``).
+        """
+        ticks, short = self._all_ticks.get("bottom", ([], None))
         if not ticks:
             return 0.0
+        texts = list(short) if short else [t for _p, t in ticks]
         metrics = QFontMetricsF(self.plot.getAxis("bottom").style["tickFont"] or self.font())
-        return max(metrics.horizontalAdvance(t) for _p, t in (ticks[0], ticks[-1])) / 2 + 2
+        return max(metrics.horizontalAdvance(t) for t in (texts[0], texts[-1])) / 2 + 2
 
     def _fit_labels(self, scale: float, width: float) -> None:
         for axis in list(self._all_ticks):

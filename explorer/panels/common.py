@@ -259,9 +259,10 @@ class EmptyHint:
     """
 
     def __init__(self, plot: pg.PlotItem, text: str = EMPTY_HINT,
-                 axes: tuple[str, ...] = ("left", "bottom")) -> None:
+                 axes: tuple[str, ...] = ("left", "bottom"), others=()) -> None:
         self.plot = plot
         self.axes = axes
+        self.others = list(others)  # more axis items (a colour bar's) and items to hide
         vb = plot.getViewBox()
         self.item = pg.TextItem(text, color="#555555", anchor=(0.5, 0.5))
         font = QFont()
@@ -285,6 +286,11 @@ class EmptyHint:
         self.item.setVisible(empty)
         for name in self.axes:
             self.plot.getAxis(name).setStyle(showValues=not empty)
+        for item in self.others:
+            if isinstance(item, pg.AxisItem):
+                item.setStyle(showValues=not empty)
+            else:
+                item.setVisible(not empty)
 
 
 def log_ticks(lo: float, hi: float, max_ticks: int = 5) -> list[tuple[float, str]]:

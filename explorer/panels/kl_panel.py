@@ -111,8 +111,8 @@ class KLPanel(PlotPanel):
         self.colour_bar.setImageItem(self.heat, insert_in=self.heat_plot)
         self.view.ci.layout.setRowStretchFactor(0, 1)
         self.view.ci.layout.setRowStretchFactor(1, 1)
-        self.bar_hint = EmptyHint(self.bar_plot)
-        self.heat_hint = EmptyHint(self.heat_plot, "")
+        self.bar_hint = EmptyHint(self.bar_plot, others=[self.threshold])
+        self.heat_hint = EmptyHint(self.heat_plot, "", others=[self.colour_bar.axis])
         self._bar_title = BAR_TITLES["kl"]
 
         layout = QVBoxLayout(self)

@@ -116,7 +116,7 @@ def test_sample_captions_do_not_overlap(qtbot, explorer):
     v.show_point(3)
     qtbot.wait(80)
     labels = drawn_labels(v.plot.getAxis("bottom"))
-    assert len(labels) == 2, labels
+    assert len(labels) == 2, (labels, v._ticks, v.scale_px, v.plot.getAxis("bottom").sceneBoundingRect(), v.viewport().width())
     assert_apart(labels)
 
 

@@ -65,6 +65,7 @@ def test_empty_plots_say_what_to_do_instead_of_showing_meaningless_axes(qtbot, r
         assert abs(centre.x() - box.center().x()) < 0.1 * box.width()
         assert abs(centre.y() - box.center().y()) < 0.1 * box.height()
     assert not kl.heat_hint.plot.getAxis("left").style["showValues"]
+    assert not kl.colour_bar.axis.style["showValues"] and not kl.threshold.isVisible()
     s = runs.add(RunSession("r", source="file"))
     history(s)
     for panel in (rd, curves, kl):
@@ -72,6 +73,7 @@ def test_empty_plots_say_what_to_do_instead_of_showing_meaningless_axes(qtbot, r
     for hint in hints + [kl.heat_hint]:
         assert not hint.item.isVisible()
         assert hint.plot.getAxis("left").style["showValues"]
+    assert kl.colour_bar.axis.style["showValues"] and kl.threshold.isVisible()
 
 
 # --------------------------------------------------------------------------- settled ranges
