@@ -12,8 +12,9 @@ Zooming redraws every visible symbol, which is too slow for a frame when tens of
 screen. Then the cloud is shown as a density image instead: a 2-D histogram of the points in
 bins of one symbol's size, each bin in the mean colour of its points' labels and as opaque as
 that many overlapping symbols would be, shown through one ``ImageItem``. The image covers more
-than the view, so panning moves it, and zooming scales it until its bins are a third off their
-size on screen; only then is it binned again (a few milliseconds with ``np.bincount``). Once
+than the view, so panning moves it, and zooming scales it until its bins are twice or half their
+size on screen, or it no longer covers the view; only then is it binned again (a few
+milliseconds with ``np.bincount``), and once more, crisp, when a zoom has come to rest. Once
 fewer than :data:`DENSITY_MIN_POINTS` points are in view, the scatter is back, point by point.
 Clicks, the anchors and the highlight do not depend on which of the two is shown.
 
@@ -28,7 +29,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QFontMetricsF, QPixmapCache
 from PySide6.QtWidgets import QGraphicsItem, QMenu
 
@@ -52,8 +53,12 @@ CLICK_RADIUS_PX = 6.0
 DENSITY_MIN_POINTS = 15_000
 #: The density image covers the view widened by this fraction of its size on every side.
 DENSITY_MARGIN = 0.5
-#: The density image is binned again when its bins grow or shrink on screen past this factor.
-DENSITY_RESCALE = 1.34
+#: While the view moves, the density image is binned again only when it no longer covers the
+#: view or its bins grew or shrank on screen past this factor...
+DENSITY_RESCALE = 2.0
+#: ...and once the view has been still for DENSITY_IDLE_MS, when they are off by this factor.
+DENSITY_RESCALE_IDLE = 1.15
+DENSITY_IDLE_MS = 120
 #: Opacity of one symbol (as the scatter's brushes).
 SYMBOL_ALPHA = 150
 
@@ -156,6 +161,10 @@ class LatentMapView(pg.PlotWidget):
         self._density_key: tuple | None = None  # (x0, y0, bin_w, bin_h, nx, ny) of the image
         self._colours: np.ndarray | None = None  # [k, 3] label colours, 0-1
         self._point_labels: np.ndarray | None = None
+        self._density_idle = QTimer(self)  # bins anew, crisp, when a zoom has stopped
+        self._density_idle.setSingleShot(True)
+        self._density_idle.setInterval(DENSITY_IDLE_MS)
+        self._density_idle.timeout.connect(lambda: self._update_density(idle=True))
         path_colour = foreground()
         path_colour.setAlpha(200)
         self.path_curve = pg.PlotCurveItem(
@@ -220,7 +229,10 @@ class LatentMapView(pg.PlotWidget):
         # Fit the cloud once; the view then stays put (a drag must not rescale it under the
         # pointer). The plot's "A" button fits again.
         plot = self.getPlotItem()
-        plot.getViewBox().autoRange(items=[self.scatter], padding=0.05)
+        if n:  # from the points, not the scatter's bounds: a hidden item (density shown) has none
+            lo, hi = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
+            plot.getViewBox().setRange(xRange=(float(lo[0]), float(hi[0])),
+                                       yRange=(float(lo[1]), float(hi[1])), padding=0.05)
         plot.disableAutoRange()
         self._update_density()
 
@@ -230,8 +242,12 @@ class LatentMapView(pg.PlotWidget):
         """Whether the cloud is drawn as a density image now (else as the scatter)."""
         return self.density.isVisible()
 
-    def _update_density(self, *_args) -> None:
-        """Choose the scatter or the density image for the view; bin the image when needed."""
+    def _update_density(self, *_args, idle: bool = False) -> None:
+        """Choose the scatter or the density image for the view; bin the image when needed.
+
+        During a zoom the image is scaled with the view (a few frames of coarser bins) and binned
+        again when the view has been still for ``DENSITY_IDLE_MS`` (``idle``).
+        """
         vb = self.getPlotItem().getViewBox()
         pts = self.space.points
         w_px, h_px = vb.width(), vb.height()
@@ -253,7 +269,10 @@ class LatentMapView(pg.PlotWidget):
             kx0, ky0, kbw, kbh, nx, ny = key
             covered = kx0 <= x0 and ky0 <= y0 and kx0 + nx * kbw >= x1 and ky0 + ny * kbh >= y1
             ratio = kbw / bw
-            if covered and 1 / DENSITY_RESCALE <= ratio <= DENSITY_RESCALE:
+            limit = DENSITY_RESCALE_IDLE if idle else DENSITY_RESCALE
+            if covered and 1 / limit <= ratio <= limit:
+                if not idle and not (1 / DENSITY_RESCALE_IDLE <= ratio <= DENSITY_RESCALE_IDLE):
+                    self._density_idle.start()  # coarser or finer than it should be: later
                 self._show_density()
                 return
         self._bin_density(x0 - DENSITY_MARGIN * (x1 - x0), y0 - DENSITY_MARGIN * (y1 - y0),

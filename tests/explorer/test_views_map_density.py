@@ -80,7 +80,11 @@ def test_panning_and_small_zooms_reuse_the_image(qtbot, map_):
     assert map_.density_bins == bins  # moved and scaled, not binned again
     for _ in range(12):
         vb.scaleBy((0.97, 0.97))
-    assert map_.density_bins > bins  # its bins grew too coarse on screen: binned anew
+    assert map_.density_bins == bins  # coarser while zooming...
+    qtbot.waitUntil(lambda: map_.density_bins > bins, timeout=2000)  # ...crisp once at rest
+    key = map_._density_key
+    size = map_view.point_size(len(map_.space.points))
+    assert key[2] == pytest.approx(vb.viewPixelSize()[0] * size, rel=0.05)  # a symbol's size again
 
 
 def test_anchors_and_clicks_work_over_the_density_image(qtbot, map_):
@@ -113,6 +117,17 @@ def test_anchors_and_clicks_work_over_the_density_image(qtbot, map_):
                          px(*space.points[k]))
     assert blocker.args == [k] or map_.nearest_point(QPointF(*space.points[k])) == blocker.args[0]
     assert len(map_.highlight.data) == 1
+
+
+def test_a_new_projection_fits_the_cloud_while_the_density_image_is_shown(qtbot, map_):
+    assert map_.showing_density
+    space = map_.space
+    space.set_projection_pca()
+    (x0, x1), (y0, y1) = map_.getPlotItem().getViewBox().viewRange()
+    pts = space.points
+    span = pts[:, 0].max() - pts[:, 0].min()
+    assert x0 <= pts[:, 0].min() and x1 >= pts[:, 0].max()
+    assert x1 - x0 < 1.3 * span  # fitted to the cloud, not to a stale or default range
 
 
 def test_the_scatter_alone_when_density_is_off(qtbot, map_):
