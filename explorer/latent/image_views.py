@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter
 
@@ -30,6 +31,16 @@ class ImagePlot(pg.GraphicsLayoutWidget):
     def __init__(self, title: str = "", parent=None, *, axes: bool = False) -> None:
         super().__init__(parent)
         self.plot = self.addPlot(title=title or None)
+        # pyqtgraph's label makes its text width its minimum width again on every resize; the
+        # title is fitted to the view (set_title), so it must never widen the plot.
+        label = self.plot.titleLabel
+        own_update_min = label.updateMin
+
+        def update_min() -> None:
+            own_update_min()
+            self._free_title_width()
+
+        label.updateMin = update_min
         self._free_title_width()
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
@@ -84,7 +95,7 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         """Centre the plot with margins so its view has the image's aspect: the title, the axis
         labels and the image then sit together, not at the widget's edges with the image
         floating in between (an aspect-locked view alone pads the image, not the axes)."""
-        if self._shape is None:
+        if self._shape is None or not shiboken6.isValid(self.plot):  # closed since
             return
         h, w = (s * 1.04 for s in self._shape[:2])  # the view's 2% padding on each side
         vb = self.plot.getViewBox()
@@ -102,6 +113,13 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         if abs(mx - self._margins[0]) > 1 or abs(my - self._margins[1]) > 1:
             self._margins = (mx, my)
             self.ci.setContentsMargins(mx, my, mx, my)
+        ci = self.ci.geometry()
+        if (ci.width() > self.range.width() + 1 or ci.height() > self.range.height() + 1) and \
+                self.ci.minimumWidth() <= self.range.width() and \
+                self.ci.minimumHeight() <= self.range.height():
+            # Laid out while its minimum size was larger, the layout stayed wider than the
+            # widget (pyqtgraph sets it to the widget's rectangle only on a resize).
+            self.ci.setGeometry(self.range)
 
     def set_title(self, title: str | list[str]) -> None:
         """Set the title, or several forms of it, longest first: the longest that fits the
@@ -125,7 +143,6 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         if text != self._title:
             self._title = text
             self.plot.setTitle(text)
-            self._free_title_width()
 
     def _free_title_width(self) -> None:
         """The title is fitted to the view (above), so it must not widen the plot: pyqtgraph
@@ -137,7 +154,6 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         if isinstance(hint, dict) and Qt.SizeHint.MinimumSize in hint:
             hint[Qt.SizeHint.MinimumSize] = (0, hint[Qt.SizeHint.MinimumSize][1])
             hint[Qt.SizeHint.PreferredSize] = (0, hint[Qt.SizeHint.PreferredSize][1])
-            label.updateGeometry()
 
     def _title_font(self) -> QFont:
         font = QFont(self.font())
