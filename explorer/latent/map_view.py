@@ -164,7 +164,7 @@ class LatentMapView(pg.PlotWidget):
         self._density_idle = QTimer(self)  # bins anew, crisp, when a zoom has stopped
         self._density_idle.setSingleShot(True)
         self._density_idle.setInterval(DENSITY_IDLE_MS)
-        self._density_idle.timeout.connect(lambda: self._update_density(idle=True))
+        self._density_idle.timeout.connect(self._density_at_rest)
         path_colour = foreground()
         path_colour.setAlpha(200)
         self.path_curve = pg.PlotCurveItem(
@@ -241,6 +241,10 @@ class LatentMapView(pg.PlotWidget):
     def showing_density(self) -> bool:
         """Whether the cloud is drawn as a density image now (else as the scatter)."""
         return self.density.isVisible()
+
+    def _density_at_rest(self) -> None:
+        if self.getPlotItem() is not None:  # not closed since
+            self._update_density(idle=True)
 
     def _update_density(self, *_args, idle: bool = False) -> None:
         """Choose the scatter or the density image for the view; bin the image when needed.
