@@ -31,11 +31,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from models.latent.stats import ACTIVE_THRESHOLD  # an active unit's activity (Burda et al. 2016)
+
 from ..state import RunSession, RunsModel
 from .common import EmptyHint, PlotPanel, RefreshThrottle, brush, log_ticks, pen, style_plot
 
-#: Activity threshold of an active unit (Burda et al. 2016); equal to the diagnostics' constant.
-from models.latent.stats import ACTIVE_THRESHOLD  # noqa: E402  (the one definition)
 #: KL below this many nats implies activity below ACTIVE_THRESHOLD (KL_i >= A_i / 2).
 KL_COLLAPSE_THRESHOLD = ACTIVE_THRESHOLD / 2
 #: Floor of the log scale (nats or activity units); smaller values are drawn at the floor.

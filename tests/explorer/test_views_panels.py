@@ -12,7 +12,7 @@ from explorer.panels.common import EMPTY_HINT, log_ticks, settled_range
 from explorer.panels.curves import CurvesPanel
 from explorer.panels.kl_panel import KLPanel
 from explorer.panels.rd_plane import RateDistortionPanel
-from explorer.session import RunSession, RunsModel
+from explorer.state import RunSession, RunsModel
 
 LONG_NAME = "run-2026-12-01T09-25-16.123456-beta1-mnist-latent10"
 
