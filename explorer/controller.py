@@ -1,10 +1,11 @@
 """The app's actions, off the widgets: start/pause/stop training, open runs, export, diagnose.
 
-:class:`RunController` owns the worker threads and the run watchers, creates the sessions in the
-:class:`~explorer.session.RunsModel`, and reports what happens with signals: ``error(str)`` (one
-line for a dialog), ``message(str)`` (for the status bar), ``stateChanged(str)`` (the training
-state: idle, starting, running, paused, stopping). The main window connects menus and panels to
-it; nothing here touches a widget.
+:class:`RunController` runs every job as an :class:`explorer.tasks.Task` (the training run, the
+exports and diagnoses; the run watchers follow files with tasks of their own), creates the
+sessions in the :class:`~explorer.state.RunsModel`, and reports what happens with signals:
+``error(str)`` (one line for a dialog), ``message(str)`` (for the status bar),
+``stateChanged(object)`` (a :class:`~explorer.state.TrainingState`). The main window connects
+menus and panels to it; nothing here touches a widget.
 """
 
 from __future__ import annotations
@@ -13,28 +14,20 @@ import os
 import sys
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from models.errors import LatentExplorerError
 
 from .dialogs import error_line
-from .session import RunSession, RunsModel
-from .workers import (
-    RunWatcher,
-    TaskWorker,
-    TrainingWorker,
-    default_run_path,
-    diagnose_run,
-    export_run_decoder,
-    start_in_thread,
-    stop_child_processes,
-)
+from .jobs.diagnose import diagnose_task
+from .jobs.export import export_task, stop_child_processes
+from .jobs.training import Prepared, TrainingJob, default_run_path
+from .state import RunSession, RunsModel, RunStatus, TrainingState
+from .tasks import Task, TaskStatus
+from .watcher import RunWatcher
 
-#: Python's GIL switch interval (s) while a run trains in this process; see start().
+#: Python's GIL switch interval (s) while a run trains in this process; see start_training().
 TRAINING_SWITCH_INTERVAL = 0.001
-
-#: Run statuses that end a run abnormally and are reported in a dialog.
-BAD_ENDINGS = ("diverged", "error")
 
 
 class RunController(QObject):
@@ -42,7 +35,7 @@ class RunController(QObject):
 
     error = Signal(str)
     message = Signal(str)
-    stateChanged = Signal(str)
+    stateChanged = Signal(object)  # TrainingState
     runStarted = Signal(object)  # RunSession, once its run file exists
     exportFinished = Signal(str)
     diagnoseBusyChanged = Signal(bool)
@@ -55,23 +48,25 @@ class RunController(QObject):
         self.runs_folder = runs_folder
         self.torch_threads = torch_threads
         self._switch_interval = sys.getswitchinterval()
-        self.state = "idle"
+        self.state = TrainingState.IDLE
         self.training_session: RunSession | None = None
-        self._worker: TrainingWorker | None = None
-        self._thread: QThread | None = None
+        self._job: TrainingJob | None = None
+        self._training: Task | None = None
         self._watchers: dict[int, RunWatcher] = {}
-        self._tasks: list[tuple[QThread, TaskWorker]] = []
-        self._diag_session: RunSession | None = None
+        self._tasks: set[Task] = set()  # exports and diagnoses now running
+        self._export: Task | None = None
         self._export_target = ""
+        self._diagnosis: Task | None = None
+        self._diag_session: RunSession | None = None
         runs.sessionRemoved.connect(self._session_removed)
 
     # ------------------------------------------------------------------ training
     @property
     def is_training(self) -> bool:
-        return self._thread is not None
+        return self._training is not None
 
     def start_training(self, config: Any, path: str = "", *, force: bool = False) -> RunSession | None:
-        """Start a run in a worker thread; returns its session (None if one is running already).
+        """Start a run in a task; returns its session (None if one is running already).
 
         ``path`` is the run file to write; empty: a new file in :attr:`runs_folder`.
         """
@@ -88,82 +83,86 @@ class RunController(QObject):
             return None
         session = RunSession(self.runs.next_name(), config=config, path=path, source="training")
         self.runs.add(session)
-        worker = TrainingWorker(config, path, force=force, torch_threads=self.torch_threads)
-        worker.prepared.connect(self._on_prepared)
-        worker.step.connect(session.append_step)
-        worker.epoch.connect(session.append_epoch)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        self._worker, self.training_session = worker, session
+        self._job = TrainingJob(config, path, force=force, torch_threads=self.torch_threads)
+        task = Task("training", self._job)
+        task.partial.connect(self._on_training_event)
+        task.result.connect(self._on_finished)
+        task.error.connect(self._on_failed)
+        task.finished.connect(self._on_training_done)
+        self._training, self.training_session = task, session
         # While training, the GUI thread asks for the GIL back after 1 ms instead of Python's
         # default 5 ms: the training thread's Python between torch calls otherwise delays the
         # GUI's timers and paints. Measured with benchmarks/ui_latency.py on 2 CPUs: training
         # p99 lateness 20.5-22.4 ms at 5 ms, 15.1-17.1 ms at 1 ms (docs/gui.md).
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(TRAINING_SWITCH_INTERVAL)
-        self._thread = start_in_thread(worker, "training")
-        self._thread.finished.connect(self._on_thread_finished)
-        self._set_state("starting")
+        task.start()
+        self._set_state(TrainingState.STARTING)
         self.message.emit(f"Starting {session.name}: loading {config.train.data} …")
         return session
 
     def pause(self) -> None:
-        if self._worker is not None and self.state == "running":
-            self._worker.pause()
-            self.training_session.set_status("paused")
-            self._set_state("paused")
+        if self._job is not None and self.state is TrainingState.RUNNING:
+            self._job.pause()
+            self.training_session.set_status(RunStatus.PAUSED)
+            self._set_state(TrainingState.PAUSED)
             self.message.emit(f"{self.training_session.name} paused")
 
     def resume(self) -> None:
-        if self._worker is not None and self.state == "paused":
-            self._worker.resume()
-            self.training_session.set_status("running")
-            self._set_state("running")
+        if self._job is not None and self.state is TrainingState.PAUSED:
+            self._job.resume()
+            self.training_session.set_status(RunStatus.RUNNING)
+            self._set_state(TrainingState.RUNNING)
             self.message.emit(f"{self.training_session.name} resumed")
 
     def toggle_pause(self) -> None:
-        if self.state == "paused":
+        if self.state is TrainingState.PAUSED:
             self.resume()
         else:
             self.pause()
 
     def stop(self) -> None:
-        if self._worker is not None and self.state in ("starting", "running", "paused"):
-            self._worker.stop()
-            self._set_state("stopping")
+        if self._training is not None and self.state.stoppable:
+            self._training.cancel()  # the job's stop: the trainer ends within one step
+            self._set_state(TrainingState.STOPPING)
             self.message.emit(f"Stopping {self.training_session.name} …")
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
-        """Stop training and wait for the worker (the run file is then complete); stop watchers.
+        """Stop training and wait for it (the run file is then complete); cancel every other
+        task (an export's target is left as it was) and wait for them.
 
-        Returns False if the worker did not end within ``timeout_ms``.
+        Returns False if a task did not end within ``timeout_ms``.
         """
-        ok = True
-        if self._thread is not None:
-            if self._worker is not None:
-                self._worker.stop()
-            ok = self._thread.wait(timeout_ms)
-            if ok:
-                # Deliver the worker's last queued signals (final events, status) now.
-                QCoreApplication.processEvents()
-                self._on_thread_finished()
         for watcher in list(self._watchers.values()):
             watcher.stop()
-        stop_child_processes()  # an export in progress: cancelled, its target left as it was
-        for thread, _worker in list(self._tasks):
-            ok = thread.wait(timeout_ms) and ok
+        tasks = [t for t in (self._training, *self._tasks) if t is not None]
+        tasks += [w.task for w in self._watchers.values() if w.task is not None]
+        for task in tasks:
+            task.cancel()  # an export's child process gets SIGINT within 0.1 s
+        ok = True
+        for task in tasks:
+            ok = task.wait(timeout_ms) and ok
+        stop_child_processes()  # none left unless a task timed out
         return ok
 
     @Slot(object)
-    def _on_prepared(self, info: dict) -> None:
+    def _on_training_event(self, event: Any) -> None:
         s = self.training_session
         if s is None:
             return
-        s.set_info(config=info.get("config"), path=info.get("path"),
-                   total_steps=info.get("total_steps"), dataset_info=info.get("dataset_info"))
-        s.set_status("paused" if self.state == "paused" else "running")
-        if self.state == "starting":
-            self._set_state("running")
+        if isinstance(event, Prepared):
+            self._on_prepared(s, event)
+        elif type(event).__name__ == "StepEvent":
+            s.append_step(event)
+        else:
+            s.append_epoch(event)
+
+    def _on_prepared(self, s: RunSession, info: Prepared) -> None:
+        s.set_info(config=info.config, path=info.path, total_steps=info.total_steps,
+                   dataset_info=info.dataset_info)
+        s.set_status(RunStatus.PAUSED if self.state is TrainingState.PAUSED else RunStatus.RUNNING)
+        if self.state is TrainingState.STARTING:
+            self._set_state(TrainingState.RUNNING)
         self.message.emit(f"{s.name}: training, writing {s.path}")
         self.runStarted.emit(s)
 
@@ -172,10 +171,10 @@ class RunController(QObject):
         s = self.training_session
         if s is None:
             return
-        status = getattr(event, "status", "finished")
+        status = RunStatus.parse(getattr(event, "status", "finished"))
         message = getattr(event, "message", "") or ""
         s.set_status(status, message)
-        if status in BAD_ENDINGS:
+        if status.bad:
             self.error.emit(f"{s.name} {status}: {message}" if message else f"{s.name} {status}")
         else:
             self.message.emit(f"{s.name} {status} after {getattr(event, 'epochs_done', '?')} epochs")
@@ -184,18 +183,19 @@ class RunController(QObject):
     def _on_failed(self, line: str) -> None:
         s = self.training_session
         if s is not None:
-            s.set_status("error", line)
+            s.set_status(RunStatus.ERROR, line)
         self.error.emit(line)
 
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        self._worker = None
-        self._thread = None
+    @Slot(object)
+    def _on_training_done(self, _status: TaskStatus) -> None:
+        # The task module keeps the task referenced until after this signal: dropping ours is safe.
+        self._job = None
+        self._training = None
         sys.setswitchinterval(self._switch_interval)
-        self._set_state("idle")
+        self._set_state(TrainingState.IDLE)
 
-    def _set_state(self, state: str) -> None:
-        if state != self.state:
+    def _set_state(self, state: TrainingState) -> None:
+        if state is not self.state:
             self.state = state
             self.stateChanged.emit(state)
 
@@ -210,11 +210,10 @@ class RunController(QObject):
         name = os.path.splitext(os.path.basename(path))[0]
         session = RunSession(name, path=path, source="file")
         try:
-            watcher = RunWatcher(path, session)
+            watcher = RunWatcher(path, session, parent=self)
         except (LatentExplorerError, OSError) as exc:
             self.error.emit(error_line(exc))
             return None
-        watcher.setParent(self)
         self.runs.add(session)
         if watcher.watching:
             session.source = "watching"
@@ -223,7 +222,7 @@ class RunController(QObject):
             watcher.stopped.connect(self._watcher_stopped)
             self.message.emit(f"Watching {path} (being written by another process)")
         else:
-            watcher.deleteLater()
+            watcher.deleteLater()  # a GUI-thread object with no task: nothing in flight
             self.message.emit(f"Opened {path}: {session.status}, {len(session.epochs)} epochs")
         return session
 
@@ -236,87 +235,113 @@ class RunController(QObject):
             if not watcher.watching:
                 self._watchers.pop(key, None)
                 self.message.emit(f"{watcher.session.name}: {watcher.session.status}")
+                watcher.deleteLater()
 
     @Slot(object)
     def _session_removed(self, session: RunSession) -> None:
-        watcher = self._watchers.pop(id(session), None)
+        watcher = self._watchers.get(id(session))
         if watcher is not None:
             watcher.stop()
 
-    # ------------------------------------------------------------------ tasks
-    def _run_task(self, name: str, fn, *args, result_slot, failed_slot) -> None:
-        worker = TaskWorker(fn, *args)
-        worker.result.connect(result_slot)
-        worker.failed.connect(failed_slot)
-        thread = start_in_thread(worker, name)
-        entry = (thread, worker)
-        self._tasks.append(entry)
-        thread.finished.connect(self._task_finished)
+    # ------------------------------------------------------------------ one-off tasks
+    def _run_task(self, name: str, fn, *args, on_result, on_error, on_done) -> Task:
+        task = Task(name, fn, *args)
+        task.result.connect(on_result)
+        task.error.connect(on_error)
+        task.finished.connect(on_done)
+        task.finished.connect(self._task_done)
+        self._tasks.add(task)
+        return task.start()
 
-    @Slot()
-    def _task_finished(self) -> None:
-        self._tasks = [(t, w) for t, w in self._tasks if not t.isFinished()]
+    @Slot(object)
+    def _task_done(self, _status: TaskStatus) -> None:
+        self._tasks = {t for t in self._tasks if not t.status.done}
 
     @property
     def export_busy(self) -> bool:
         """Whether an export is running (File > Export is disabled meanwhile)."""
-        return bool(self._export_target)
+        return self._export is not None
 
     def export_decoder(self, out_path: str, session: RunSession | None = None) -> bool:
-        """Export the decoder of ``session`` (default: the current run) to ONNX in a worker."""
+        """Export the decoder of ``session`` (default: the current run) to ONNX in a task."""
         session = session or self.runs.current
         if session is None or not session.path:
             self.error.emit("no run to export: train or open a run first")
             return False
-        if self._export_target:
+        if self._export is not None:
             self.error.emit("an export is running already")
             return False
         self._export_target = out_path
-        self.exportBusyChanged.emit(True)
         self.message.emit(f"Exporting the decoder of {session.name} to {out_path} …")
-        self._run_task("export", export_run_decoder, session.path, out_path,
-                       result_slot=self._on_export_done, failed_slot=self._on_export_failed)
+        self._export = self._run_task("export", export_task, session.path, out_path,
+                                      on_result=self._on_export_done,
+                                      on_error=self._on_export_failed,
+                                      on_done=self._on_export_ended)
+        self.exportBusyChanged.emit(True)
         return True
+
+    def cancel_export(self) -> None:
+        """Interrupt the export in progress; the file it would have replaced stays as it was."""
+        if self._export is not None:
+            self._export.cancel()
 
     @Slot(object)
     def _on_export_done(self, summary: str) -> None:
-        self._export_target = ""
-        self.exportBusyChanged.emit(False)
         self.message.emit(f"Exported {summary}")
         self.exportFinished.emit(summary)
 
     @Slot(str)
     def _on_export_failed(self, line: str) -> None:
-        self._export_target = ""
-        self.exportBusyChanged.emit(False)
         self.error.emit(f"export failed: {line}")
+
+    @Slot(object)
+    def _on_export_ended(self, status: TaskStatus) -> None:
+        if status is TaskStatus.CANCELLED:
+            self.message.emit(f"Export to {self._export_target} cancelled; nothing was written")
+        self._export, self._export_target = None, ""
+        self.exportBusyChanged.emit(False)
+
+    @property
+    def diagnose_busy(self) -> bool:
+        return self._diagnosis is not None
 
     def diagnose(self, iw_samples: int = 100, max_samples: int = 2000,
                  session: RunSession | None = None) -> bool:
-        """Run the full diagnosis (with the ELBO gap) of ``session`` in a worker."""
+        """Run the full diagnosis (with the ELBO gap) of ``session`` in a task."""
         session = session or self.runs.current
         if session is None or not session.path:
             self.error.emit("no run to diagnose: train or open a run first")
             return False
-        if self._diag_session is not None:
+        if self._diagnosis is not None:
             return False
         self._diag_session = session
-        self.diagnoseBusyChanged.emit(True)
         self.message.emit(f"Diagnosing {session.name} (K = {iw_samples}) …")
-        self._run_task("diagnose", diagnose_run, session.path, int(iw_samples), int(max_samples),
-                       result_slot=self._on_diagnosis, failed_slot=self._on_diagnosis_failed)
+        self._diagnosis = self._run_task("diagnose", diagnose_task, session.path, int(iw_samples),
+                                         int(max_samples), on_result=self._on_diagnosis,
+                                         on_error=self._on_diagnosis_failed,
+                                         on_done=self._on_diagnosis_ended)
+        self.diagnoseBusyChanged.emit(True)
         return True
+
+    def cancel_diagnosis(self) -> None:
+        """Stop the diagnosis in progress (between two batches)."""
+        if self._diagnosis is not None:
+            self._diagnosis.cancel()
 
     @Slot(object)
     def _on_diagnosis(self, result: dict) -> None:
-        session, self._diag_session = self._diag_session, None
-        self.diagnoseBusyChanged.emit(False)
+        session = self._diag_session
         if session is not None and session in self.runs.sessions():
             session.set_diagnosis(result)
             self.message.emit(f"{session.name}: diagnosis done")
 
     @Slot(str)
     def _on_diagnosis_failed(self, line: str) -> None:
-        self._diag_session = None
-        self.diagnoseBusyChanged.emit(False)
         self.error.emit(f"diagnosis failed: {line}")
+
+    @Slot(object)
+    def _on_diagnosis_ended(self, status: TaskStatus) -> None:
+        if status is TaskStatus.CANCELLED and self._diag_session is not None:
+            self.message.emit(f"{self._diag_session.name}: diagnosis cancelled")
+        self._diagnosis, self._diag_session = None, None
+        self.diagnoseBusyChanged.emit(False)

@@ -152,6 +152,9 @@ class SettingsBar(QWidget):
         self.projection.setToolTip("Map axes: a pair of latent dimensions, or the first two principal components")
         self.x_dim = QComboBox()
         self.y_dim = QComboBox()
+        # In PCA mode the (disabled) pickers show the axes' names, not a stale "z0 / z0".
+        self.x_dim.setPlaceholderText("PC1")
+        self.y_dim.setPlaceholderText("PC2")
         self.mode = QComboBox()
         self.mode.addItems(["linear", "spherical"])
         self.mode.setToolTip("Interpolation between consecutive anchors (spherical: slerp)")
@@ -212,7 +215,10 @@ class SettingsBar(QWidget):
         try:
             pca = space.projection_kind == "pca"
             self.projection.setCurrentIndex(1 if pca else 0)
-            if not pca:
+            if pca:
+                self.x_dim.setCurrentIndex(-1)  # shows the placeholder, "PC1" / "PC2"
+                self.y_dim.setCurrentIndex(-1)
+            else:
                 self.x_dim.setCurrentIndex(space.projection.x_dim)  # type: ignore[attr-defined]
                 y = space.projection.y_dim  # type: ignore[attr-defined]
                 self.y_dim.setCurrentIndex(0 if y is None else y)
@@ -234,6 +240,9 @@ class SettingsBar(QWidget):
             space.set_projection_dims(0, None)
         else:
             x, y = self.x_dim.currentIndex(), self.y_dim.currentIndex()
+            if x < 0 or y < 0:  # back from PCA: the two dimensions with the most KL
+                order = space.dims_by_kl()
+                x, y = int(order[0]), int(order[1])
             if x == y:  # keep the pair valid: move the other axis off the chosen dimension
                 other = self.y_dim if self.sender() is self.x_dim else self.x_dim
                 y_new = (x + 1) % space.latent_dim

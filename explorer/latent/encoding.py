@@ -1,26 +1,24 @@
 """Background work for the explorer: a run's decoder to ONNX, and its data to posterior means.
 
 The work is plain Python that reports progress through callbacks and checks a stop flag between
-batches (:func:`encode_rows`, :func:`load_run_for_exploring`); :class:`RunLoadWorker` and
-:class:`EncodeWorker` only move it to a ``QThread`` and turn the callbacks into signals. Neither
-touches a widget. torch is imported only inside the functions that need a torch model, so the
+batches (:func:`encode_rows`, :func:`load_run_for_exploring`); :func:`load_run_task` and
+:func:`encode_task` are the same as task functions (``explorer.tasks``), which the panel runs
+with a ``Task``. Nothing here touches a Qt object. torch is imported only inside the functions that need a torch model, so the
 decoder-only path never loads it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import threading
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from models.errors import DataError, LatentExplorerError
+from models.errors import DataError
+
+from ..tasks import Cancelled, TaskState
 
 #: Rows encoded per batch.
 BATCH = 1000
@@ -28,10 +26,6 @@ BATCH = 1000
 
 class Encoder(Protocol):
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-class Cancelled(Exception):
-    """The user cancelled the job."""
 
 
 @dataclass
@@ -91,25 +85,6 @@ def encode_rows(
     return np.concatenate(means), np.concatenate(logvars)
 
 
-def model_ready(x: np.ndarray, config: Any) -> np.ndarray:
-    """Rows as the run's encoder saw its validation set: binarised for a Bernoulli likelihood by
-    the trainer's rule (threshold at 0.5, or one fixed-seed Bernoulli draw per pixel)."""
-    if config.model.likelihood != "bernoulli":
-        return x
-    from models.training import VAL_BINARIZE_SEED
-
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise DataError(
-            f"the data range over [{lo:g}, {hi:g}], but the model's Bernoulli likelihood needs "
-            "values in [0, 1]"
-        )
-    if config.train.binarize == "threshold":
-        return (x > 0.5).astype(np.float32)
-    rng = np.random.default_rng(VAL_BINARIZE_SEED)
-    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
-
-
 def load_run_for_exploring(
     run_path: str,
     decoder_path: str,
@@ -123,45 +98,29 @@ def load_run_for_exploring(
 
     1. Export the decoder of the run file's last saved weights, with the run's metadata, to
        ``decoder_path`` (verified against torch), in a child process
-       (:func:`explorer.workers.export_run_decoder`): the ONNX exporter must never trace in
+       (:func:`explorer.jobs.export.export_run_decoder`): the ONNX exporter must never trace in
        the app's process while a run may be training in another of its threads.
        ``on_decoder(decoder_path)`` is called as soon as it is written. Then load the same
        weights here (``RunReader.load_model``) to encode.
     2. Read the run's data set, its validation rows (``which="validation"``) or every row
        (``"all"``), made model-ready as for validation, and encode them in batches.
     """
-    import torch
+    from explorer.jobs.export import export_run_decoder
+    from models.data import validation_rows
+    from models.io.runfile import RunReader
+    from models.training.devices import default_device
 
-    from explorer.workers import export_run_decoder
-    from models.data import load_dataset
-    from models.io.runfile import RunReader, data_spec
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     with RunReader(run_path) as reader:
-        config = reader.config
-        vae = reader.load_model(device)
-        info = dict(reader.dataset_info)
-        spec = data_spec(reader)  # absolute: the run may have been trained in another folder
-        val_rows = np.asarray(reader.val_indices, dtype=np.int64)
-    export_run_decoder(run_path, decoder_path)
-    if on_decoder is not None:
-        on_decoder(decoder_path)
-    if should_stop is not None and should_stop():
-        raise Cancelled()
-
-    dataset = load_dataset(spec, config.train.labels, max_samples=info.get("max_samples"))
-    shape = tuple(config.model.data_shape)
-    if int(np.prod(dataset.sample_shape)) != int(np.prod(shape)):
-        raise DataError(f"{spec}: samples of shape {dataset.sample_shape} do not fit the model {shape}")
-    if which == "all" or val_rows.size == 0:
-        rows = np.arange(len(dataset))
-        what = f"all {len(rows):,} rows of {dataset.name}"
-    else:
-        rows = val_rows
-        if rows.max() >= len(dataset):
-            raise DataError(f"{spec}: has fewer rows than the run's validation rows; the data changed")
-        what = f"{len(rows):,} validation rows of {dataset.name}"
-    x = model_ready(dataset.read(rows).reshape(len(rows), *shape).astype(np.float32), config)
+        vae = reader.load_model(default_device())
+        export_run_decoder(run_path, decoder_path, should_stop=should_stop)
+        if on_decoder is not None:
+            on_decoder(decoder_path)
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+        # the validation rows (or every row) as the trainer made them model-ready
+        got = validation_rows(reader, every_row=which == "all")
+    x, rows, dataset = got.x.astype(np.float32, copy=False), got.indices, got.dataset
+    what = got.description
     means, logvar = encode_rows(TorchEncoder(vae), x, BATCH, progress, should_stop)
     labels = None if dataset.labels is None else np.asarray(dataset.labels)[rows].astype(np.int64)
     return Encodings(
@@ -175,111 +134,33 @@ def load_run_for_exploring(
     )
 
 
-# --------------------------------------------------------------------------- Qt adapters
-class RunLoadWorker(QObject):
-    """Runs :func:`load_run_for_exploring` in a worker thread.
+# --------------------------------------------------------------------------- tasks
+@dataclass
+class DecoderReady:
+    """Partial result of :func:`load_run_task`: the exported decoder is on disk."""
 
-    Signals: ``decoderReady(str)`` (the exported ONNX file), ``progress(int, int)``,
-    ``encoded(object)`` (:class:`Encodings`), ``failed(str)`` (one line), ``cancelled()``,
-    ``done()`` (always last).
-    """
-
-    decoderReady = Signal(str)
-    progress = Signal(int, int)
-    encoded = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal()
-    done = Signal()
-
-    def __init__(self, run_path: str, decoder_path: str, which: str = "validation") -> None:
-        super().__init__()
-        self.run_path, self.decoder_path, self.which = run_path, decoder_path, which
-        self._stop = threading.Event()
-
-    def cancel(self) -> None:
-        """Stop between batches (thread-safe)."""
-        self._stop.set()
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            result = load_run_for_exploring(
-                self.run_path,
-                self.decoder_path,
-                which=self.which,
-                on_decoder=self.decoderReady.emit,
-                progress=self.progress.emit,
-                should_stop=self._stop.is_set,
-            )
-            self.encoded.emit(result)
-        except Cancelled:
-            self.cancelled.emit()
-        except LatentExplorerError as exc:
-            self.failed.emit(str(exc))
-        except MemoryError:
-            self.failed.emit(f"{self.run_path}: out of memory while encoding the data")
-        except Exception as exc:  # a bug: keep its traceback on stderr, one line for the user
-            traceback.print_exc(file=sys.stderr)
-            self.failed.emit(f"{self.run_path}: {type(exc).__name__}: {exc}")
-        finally:
-            self.done.emit()
+    path: str
 
 
-class EncodeWorker(QObject):
-    """Encodes rows with any :class:`Encoder` (e.g. ``models.io.onnx_runtime.OnnxEncoder``) in a thread.
-
-    Signals: ``progress(int, int)``, ``encoded(object)`` ((means, logvar)), ``failed(str)``,
-    ``cancelled()``, ``done()``.
-    """
-
-    progress = Signal(int, int)
-    encoded = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal()
-    done = Signal()
-
-    def __init__(self, encoder: Encoder, x: np.ndarray, batch_size: int = BATCH) -> None:
-        super().__init__()
-        self.encoder, self.x, self.batch_size = encoder, x, batch_size
-        self._stop = threading.Event()
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            result = encode_rows(
-                self.encoder, self.x, self.batch_size, self.progress.emit, self._stop.is_set
-            )
-            self.encoded.emit(result)
-        except Cancelled:
-            self.cancelled.emit()
-        except LatentExplorerError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
-            self.failed.emit(f"encoding failed: {type(exc).__name__}: {exc}")
-        finally:
-            self.done.emit()
+def load_run_task(state: TaskState, run_path: str, decoder_path: str,
+                  which: str = "validation") -> Encodings:
+    """The task: :func:`load_run_for_exploring`, its decoder a partial result
+    (:class:`DecoderReady`), its encoding's progress, cancelled between batches."""
+    return load_run_for_exploring(
+        run_path,
+        decoder_path,
+        which=which,
+        on_decoder=lambda path: state.set_partial_result(DecoderReady(path)),
+        progress=state.set_progress,
+        should_stop=state.is_interruption_requested,
+    )
 
 
-def start_worker(worker: QObject, name: str) -> QThread:
-    """Move ``worker`` (with a ``run`` slot and a ``done`` signal) to a new thread and start it.
-
-    The thread quits on ``done``. Keep Python references to both until ``thread.finished`` has
-    been handled on the GUI thread: the worker must outlive its queued signals (slots identify it
-    with ``sender()``), and dropping the references then deletes both.
-    """
-    thread = QThread()
-    thread.setObjectName(name)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    # Direct: quit from the worker's own thread. Queued, it would wait for the GUI thread's event
-    # loop, and a GUI thread blocked in thread.wait() (shutting down) would wait forever.
-    worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    thread.start()
-    return thread
+def encode_task(state: TaskState, encoder: Encoder, x: np.ndarray,
+                batch_size: int = BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """The task: :func:`encode_rows` with any :class:`Encoder` (e.g. ``models.io.onnx_runtime.OnnxEncoder``),
+    progress per batch, cancelled between batches."""
+    return encode_rows(encoder, x, batch_size, state.set_progress, state.is_interruption_requested)
 
 
 def temp_decoder_path(folder: str, run_path: str) -> str:

@@ -8,6 +8,16 @@ shifts the cached picture; only zooming redraws the symbols. There is no grid (t
 redraw antialiased grid lines across the view on every repaint). Clicks find the nearest point with
 numpy, not with pyqtgraph's per-point ``SpotItem`` objects (70,000 Python objects).
 
+Zooming redraws every visible symbol, which is too slow for a frame when tens of thousands are on
+screen. Then the cloud is shown as a density image instead: a 2-D histogram of the points in
+bins of one symbol's size, each bin in the mean colour of its points' labels and as opaque as
+that many overlapping symbols would be, shown through one ``ImageItem``. The image covers more
+than the view, so panning moves it, and zooming scales it until its bins are twice or half their
+size on screen, or it no longer covers the view; only then is it binned again (a few
+milliseconds with ``np.bincount``), and once more, crisp, when a zoom has come to rest. Once
+fewer than :data:`DENSITY_MIN_POINTS` points are in view, the scatter is back, point by point.
+Clicks, the anchors and the highlight do not depend on which of the two is shown.
+
 Interaction: drag an anchor to move it; double-click empty space to add one there; click an
 anchor to make it current; right-click it for a menu (remove); Delete removes the current one.
 Clicking a data point emits ``pointClicked(index)``.
@@ -15,10 +25,12 @@ Clicking a data point emits ``pointClicked(index)``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QPixmapCache
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QFontMetricsF, QPixmapCache
 from PySide6.QtWidgets import QGraphicsItem, QMenu
 
 from .model import LatentSpace
@@ -37,6 +49,18 @@ def foreground() -> QColor:
     return pg.mkColor(pg.getConfigOption("foreground"))
 #: Clicks within this many pixels of a point select it.
 CLICK_RADIUS_PX = 6.0
+#: With at least this many points in view the cloud is drawn as a density image.
+DENSITY_MIN_POINTS = 15_000
+#: The density image covers the view widened by this fraction of its size on every side.
+DENSITY_MARGIN = 0.5
+#: While the view moves, the density image is binned again only when it no longer covers the
+#: view or its bins grew or shrank on screen past this factor...
+DENSITY_RESCALE = 2.0
+#: ...and once the view has been still for DENSITY_IDLE_MS, when they are off by this factor.
+DENSITY_RESCALE_IDLE = 1.15
+DENSITY_IDLE_MS = 120
+#: Opacity of one symbol (as the scatter's brushes).
+SYMBOL_ALPHA = 150
 
 
 def label_colour(k: int, n: int, alpha: int = 150) -> QColor:
@@ -126,6 +150,21 @@ class LatentMapView(pg.PlotWidget):
         self.scatter.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.scatter.setZValue(0)
         self.addItem(self.scatter)
+        self.density = pg.ImageItem(axisOrder="row-major")
+        self.density.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.density.setZValue(0)
+        self.density.hide()
+        self.addItem(self.density, ignoreBounds=True)
+        #: Draw many points as a density image (False: always the scatter; benchmarks compare).
+        self.density_enabled = True
+        self.density_bins = 0  # how many times the density image was binned (tests)
+        self._density_key: tuple | None = None  # (x0, y0, bin_w, bin_h, nx, ny) of the image
+        self._colours: np.ndarray | None = None  # [k, 3] label colours, 0-1
+        self._point_labels: np.ndarray | None = None
+        self._density_idle = QTimer(self)  # bins anew, crisp, when a zoom has stopped
+        self._density_idle.setSingleShot(True)
+        self._density_idle.setInterval(DENSITY_IDLE_MS)
+        self._density_idle.timeout.connect(self._density_at_rest)
         path_colour = foreground()
         path_colour.setAlpha(200)
         self.path_curve = pg.PlotCurveItem(
@@ -144,6 +183,9 @@ class LatentMapView(pg.PlotWidget):
         self._syncing = False
         self._brushes: np.ndarray | None = None
 
+        plot.getViewBox().sigResized.connect(self._fit_texts)
+        plot.getViewBox().sigResized.connect(self._update_density)
+        plot.getViewBox().sigRangeChanged.connect(self._update_density)
         self.scene().sigMouseClicked.connect(self._on_click)
         space.pointsChanged.connect(self.update_points)
         space.projectionChanged.connect(self._on_projection_changed)
@@ -170,8 +212,14 @@ class LatentMapView(pg.PlotWidget):
             palette = np.empty(k, dtype=object)
             palette[:] = [pg.mkBrush(label_colour(i, k)) for i in range(k)]
             self._brushes = palette[labels]
+            self._colours = np.array([label_colour(i, k).getRgbF()[:3] for i in range(k)])
+            self._point_labels = np.ascontiguousarray(labels, dtype=np.intp)
         else:
             self._brushes = None
+            c = pg.mkColor(PRIOR_COLOUR)
+            self._colours = np.array([c.getRgbF()[:3]])
+            self._point_labels = None
+        self._density_key = None
         brush = self._brushes if self._brushes is not None else pg.mkBrush(PRIOR_COLOUR)
         self.scatter.setData(
             x=pts[:, 0], y=pts[:, 1], brush=brush, size=point_size(n), pen=None, symbol="o"
@@ -181,8 +229,94 @@ class LatentMapView(pg.PlotWidget):
         # Fit the cloud once; the view then stays put (a drag must not rescale it under the
         # pointer). The plot's "A" button fits again.
         plot = self.getPlotItem()
-        plot.getViewBox().autoRange(items=[self.scatter], padding=0.05)
+        if n:  # from the points, not the scatter's bounds: a hidden item (density shown) has none
+            lo, hi = np.nanmin(pts, axis=0), np.nanmax(pts, axis=0)
+            plot.getViewBox().setRange(xRange=(float(lo[0]), float(hi[0])),
+                                       yRange=(float(lo[1]), float(hi[1])), padding=0.05)
         plot.disableAutoRange()
+        self._update_density()
+
+    # ------------------------------------------------------------------ density image
+    @property
+    def showing_density(self) -> bool:
+        """Whether the cloud is drawn as a density image now (else as the scatter)."""
+        return self.density.isVisible()
+
+    def _density_at_rest(self) -> None:
+        if self.getPlotItem() is not None:  # not closed since
+            self._update_density(idle=True)
+
+    def _update_density(self, *_args, idle: bool = False) -> None:
+        """Choose the scatter or the density image for the view; bin the image when needed.
+
+        During a zoom the image is scaled with the view (a few frames of coarser bins) and binned
+        again when the view has been still for ``DENSITY_IDLE_MS`` (``idle``).
+        """
+        vb = self.getPlotItem().getViewBox()
+        pts = self.space.points
+        w_px, h_px = vb.width(), vb.height()
+        use = self.density_enabled and len(pts) >= DENSITY_MIN_POINTS and w_px > 0 and h_px > 0
+        if use:
+            (x0, x1), (y0, y1) = vb.viewRange()
+            x, y = pts[:, 0], pts[:, 1]
+            inside = np.count_nonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+            use = inside >= DENSITY_MIN_POINTS
+        if not use:
+            if self.density.isVisible():
+                self.density.hide()
+                self.scatter.show()
+            return
+        bin_px = float(point_size(len(pts)))
+        bw, bh = (x1 - x0) / w_px * bin_px, (y1 - y0) / h_px * bin_px
+        key = self._density_key
+        if key is not None:
+            kx0, ky0, kbw, kbh, nx, ny = key
+            covered = kx0 <= x0 and ky0 <= y0 and kx0 + nx * kbw >= x1 and ky0 + ny * kbh >= y1
+            ratio = kbw / bw
+            limit = DENSITY_RESCALE_IDLE if idle else DENSITY_RESCALE
+            if covered and 1 / limit <= ratio <= limit:
+                if not idle and not (1 / DENSITY_RESCALE_IDLE <= ratio <= DENSITY_RESCALE_IDLE):
+                    self._density_idle.start()  # coarser or finer than it should be: later
+                self._show_density()
+                return
+        self._bin_density(x0 - DENSITY_MARGIN * (x1 - x0), y0 - DENSITY_MARGIN * (y1 - y0),
+                          bw, bh, int(math.ceil((1 + 2 * DENSITY_MARGIN) * w_px / bin_px)),
+                          int(math.ceil((1 + 2 * DENSITY_MARGIN) * h_px / bin_px)))
+        self._show_density()
+
+    def _show_density(self) -> None:
+        if not self.density.isVisible():
+            self.scatter.hide()
+            self.density.show()
+
+    def _bin_density(self, x0: float, y0: float, bw: float, bh: float, nx: int, ny: int) -> None:
+        """The density image of the points over nx x ny bins of bw x bh from (x0, y0)."""
+        pts = self.space.points
+        ix = np.floor((pts[:, 0] - x0) * (1.0 / bw)).astype(np.intp)
+        iy = np.floor((pts[:, 1] - y0) * (1.0 / bh)).astype(np.intp)
+        ok = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        flat = (iy * nx + ix)[ok]
+        size = nx * ny
+        count = np.bincount(flat, minlength=size)
+        colours = self._colours
+        rgba = np.zeros((size, 4), np.uint8)
+        if self._point_labels is None or len(colours) == 1:
+            rgb = np.broadcast_to((colours[0] * 255.0).astype(np.uint8), (size, 3))
+            rgba[:, :3] = rgb
+        else:
+            labels = self._point_labels[ok]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                inv = np.where(count > 0, 255.0 / np.maximum(count, 1), 0.0)
+            for c in range(3):
+                total = np.bincount(flat, weights=colours[labels, c], minlength=size)
+                rgba[:, c] = (total * inv).astype(np.uint8)
+        # As opaque as that many symbols over one another: 1 - (1 - a)^count.
+        table = (255.0 * (1.0 - (1.0 - SYMBOL_ALPHA / 255.0) ** np.arange(64)) + 0.5).astype(np.uint8)
+        rgba[:, 3] = table[np.minimum(count, 63)]
+        self.density.setImage(rgba.reshape(ny, nx, 4), autoLevels=False, levels=None)
+        self.density.setRect(pg.QtCore.QRectF(x0, y0, nx * bw, ny * bh))
+        self._density_key = (x0, y0, bw, bh, nx, ny)
+        self.density_bins += 1
 
     def _update_legend(self) -> None:
         self.legend.clear()
@@ -197,11 +331,38 @@ class LatentMapView(pg.PlotWidget):
             sample = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=PRIOR_COLOUR)
             self.legend.addItem(sample, f"{len(space.points):,} draws from the prior N(0, I)")
 
-    def _on_projection_changed(self) -> None:
-        x_label, y_label = self.space.projection.axis_labels()
+        self._fit_texts()
+
+    def _fit_texts(self, *_args) -> None:
+        """Axis names and legend sized to the map: the longest form of each axis name that fits
+        along its axis, and as many legend columns as the labels need to fit in the height."""
         plot = self.getPlotItem()
-        plot.setLabel("bottom", x_label)
-        plot.setLabel("left", y_label)
+        vb = plot.getViewBox()
+        width, height = vb.width(), vb.height()
+        if width <= 0 or height <= 0:
+            return
+        for form in range(3):
+            x_label, y_label = self.space.axis_labels(form)
+            fm = QFontMetricsF(plot.getAxis("left").label.font())
+            if fm.horizontalAdvance(y_label) <= height - 10 and fm.horizontalAdvance(x_label) <= width - 10:
+                break
+        for name, text in (("bottom", x_label), ("left", y_label)):
+            if plot.getAxis(name).labelText != text:
+                plot.setLabel(name, text)
+        n = len(self.legend.items)
+        if n:
+            row = self._legend_row_height()
+            rows = max(1, int((height - 24) // row))
+            columns = math.ceil(n / rows)
+            if columns != self.legend.columnCount:
+                self.legend.setColumnCount(columns)
+
+    def _legend_row_height(self) -> float:
+        label = self.legend.items[0][1]
+        return max(12.0, label.boundingRect().height() + self.legend.layout.verticalSpacing())
+
+    def _on_projection_changed(self) -> None:
+        self._fit_texts()
         self._sync_all_anchors()
 
     def show_point(self, k: int | None) -> None:

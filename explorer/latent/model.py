@@ -105,6 +105,7 @@ class LatentSpace(QObject):
         self._trav_columns = 9
         self._trav_limit = 3.0
         self._projection: lm.Projection = self._default_projection()
+        self._total_variance = 0.0
         self._points = self._project_cloud()
         self.reset_anchors(emit=False)
 
@@ -247,7 +248,28 @@ class LatentSpace(QObject):
         """Show the first two principal components of the map's latent vectors."""
         self._set_projection(lm.PCAProjection.fit(self.latents))
 
+    def axis_labels(self, form: int = 0) -> tuple[str, str]:
+        """The map's axis names. For PCA each axis gives its share of the TOTAL variance of the
+        map's latent vectors (all d dimensions, not only the two shown). ``form`` 1 and 2 are
+        shorter ("PC1 (31%)", "PC1") for a small map."""
+        proj = self._projection
+        if not isinstance(proj, lm.PCAProjection):
+            return proj.axis_labels()
+        total = self._total_variance or 1.0
+        shares = [100.0 * float(v) / total for v in proj.explained_variance]
+        forms = (
+            lambda i, p: f"PC{i + 1} ({p:.0f}% of the total variance)",
+            lambda i, p: f"PC{i + 1} ({p:.0f}%)",
+            lambda i, p: f"PC{i + 1}",
+        )
+        make = forms[min(max(form, 0), len(forms) - 1)]
+        return make(0, shares[0]), make(1, shares[1])  # type: ignore[return-value]
+
     def _set_projection(self, projection: lm.Projection) -> None:
+        if isinstance(projection, lm.PCAProjection):
+            # Sum of the per-dimension variances, with the estimator PCA uses (n - 1).
+            z = np.asarray(self.latents, dtype=np.float64)
+            self._total_variance = float(z.var(axis=0, ddof=1).sum()) if len(z) > 1 else 0.0
         self._projection = projection
         self._points = self._project_cloud()
         self.projectionChanged.emit()

@@ -8,8 +8,8 @@ the decoder it has, and gets that decoder in one of two ways:
   draws from the prior. Nothing on this path imports torch.
 - **A run**: :meth:`load_run` (called for the app's current run once it has finished and the
   explorer is on screen, or by *Load from run*) exports the run's decoder to a temporary ONNX
-  file and encodes the run's data in a worker thread (:class:`~explorer.latent.encoding.RunLoadWorker`), with progress and
-  Cancel. The explorer appears as soon as the decoder is written and fills its map when the
+  file and encodes the run's data in a task (:func:`~explorer.latent.encoding.load_run_task`,
+  run by :class:`explorer.tasks.Task`), with progress and Cancel. The explorer appears as soon as the decoder is written and fills its map when the
   encodings arrive.
 
 Errors are one line: ``error(str)`` for those the user asked for (the app shows a dialog),
@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -38,12 +38,10 @@ from PySide6.QtWidgets import (
 
 from models.errors import LatentExplorerError
 
-from .encoding import Encodings, RunLoadWorker, start_worker, temp_decoder_path
+from ..tasks import Task, TaskStatus
+from .encoding import DecoderReady, Encodings, load_run_task, temp_decoder_path
 from .model import LatentSpace
 from .widget import LatentExplorerWidget
-
-#: Worker threads that outlived their panel's shutdown; referenced until the process ends.
-_STILL_RUNNING: list[tuple[QThread, QObject]] = []
 
 PLACEHOLDER = (
     "<h3>Latent explorer</h3>"
@@ -83,9 +81,8 @@ class LatentExplorerPanel(QWidget):
         self.decoder_path: str | None = None
         self.run_path: str | None = None  # the run shown (or being loaded)
         self._session: Any = None
-        self._worker: RunLoadWorker | None = None
-        self._thread: QThread | None = None
-        self._threads: list[tuple[QThread, QObject]] = []
+        self._task: Task | None = None  # the load in progress (not a cancelled one)
+        self._tasks: set[Task] = set()  # every load still running, cancelled ones too
         self._loaded_key: tuple | None = None
         self._on_screen: bool | None = None
         self._tmp = tempfile.mkdtemp(prefix="latent-explorer-")
@@ -202,7 +199,7 @@ class LatentExplorerPanel(QWidget):
         s = self._session
         if s is None or not getattr(s, "path", None) or s.is_live or not self.on_screen:
             return
-        if s.status in ("error", "diverged") or not os.path.exists(s.path):
+        if s.status.bad or not os.path.exists(s.path):
             return
         self.load_run(s.path, user=False)
 
@@ -235,18 +232,16 @@ class LatentExplorerPanel(QWidget):
         self.run_path = os.path.abspath(run_path)
         self._user_load = user
         decoder_path = temp_decoder_path(self._tmp, run_path)
-        worker = RunLoadWorker(run_path, decoder_path, which)
-        worker.decoderReady.connect(self._on_decoder_ready)
-        worker.progress.connect(self._on_progress)
-        worker.encoded.connect(self._on_encoded)
-        worker.failed.connect(self._on_failed)
-        worker.cancelled.connect(self._on_cancelled)
-        thread = start_worker(worker, "latent-explorer-load")
-        self._worker, self._thread = worker, thread
-        self._threads.append((thread, worker))
-        # A bound method of this (GUI-thread) object: QThread.finished is emitted from the
-        # finishing thread, and a lambda would run there.
-        thread.finished.connect(self._on_thread_finished)
+        task = Task("latent-explorer-load", load_run_task, run_path, decoder_path, which)
+        task.partial.connect(self._on_partial)
+        task.progress.connect(self._on_progress)
+        task.result.connect(self._on_encoded)
+        task.error.connect(self._on_failed)
+        task.cancelled.connect(self._on_cancelled)
+        task.finished.connect(self._on_task_finished)
+        self._task = task
+        self._tasks.add(task)
+        task.start()
         self.source_label.setText(f"Exporting the decoder of {os.path.basename(run_path)}…")
         self.progress.setRange(0, 0)
         self.progress.show()
@@ -254,40 +249,41 @@ class LatentExplorerPanel(QWidget):
         self._update_buttons()
         return True
 
-    def _on_thread_finished(self) -> None:
-        thread = self.sender()
-        self._threads = [(t, w) for t, w in self._threads if t is not thread]
-        if self._thread is thread:
-            self._thread = None
-            self._worker = None
+    @Slot(object)
+    def _on_task_finished(self, _status: TaskStatus) -> None:
+        task = self.sender()
+        self._tasks = {t for t in self._tasks if not t.status.done}
+        if task is self._task:
+            self._task = None
             self.progress.hide()
             self.cancel_button.hide()
         self._update_buttons()
 
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self._task is not None
 
     def cancel(self) -> None:
         """Stop the export/encoding in progress (it ends between batches)."""
-        if self._worker is not None:
-            self._worker.cancel()  # its late signals are ignored: see _current()
-            self._worker = None
-            self._thread = None
+        if self._task is not None:
+            self._task.cancel()  # its late signals are ignored: see _current()
+            self._task = None
             self._loaded_key = None
         self.progress.hide()
         self.cancel_button.hide()
         self._update_buttons()
 
     def _current(self) -> bool:
-        """True in a slot called by the worker of the load in progress (not a cancelled one)."""
-        return self._worker is not None and self.sender() is self._worker
+        """True in a slot called by the task of the load in progress (not a cancelled one)."""
+        return self._task is not None and self.sender() is self._task
 
-    def _on_decoder_ready(self, path: str) -> None:
+    @Slot(object)
+    def _on_partial(self, ready: DecoderReady) -> None:
         from models.io.onnx_runtime import OnnxDecoder
 
         if not self._current():
             return
+        path = ready.path
         try:
             decoder = OnnxDecoder(path)
         except LatentExplorerError as exc:
@@ -296,12 +292,14 @@ class LatentExplorerPanel(QWidget):
         self.set_decoder(decoder, path)
         self.source_label.setText(f"Run {os.path.basename(self.run_path or path)}: encoding its data…")
 
+    @Slot(int, int)
     def _on_progress(self, done: int, total: int) -> None:
         if not self._current():
             return
         self.progress.setRange(0, total)
         self.progress.setValue(done)
 
+    @Slot(object)
     def _on_encoded(self, enc: Encodings) -> None:
         if not self._current() or self.space is None:
             return
@@ -318,6 +316,7 @@ class LatentExplorerPanel(QWidget):
         self.message.emit(f"Latent explorer: encoded {enc.description}")
         self.encodingsReady.emit()
 
+    @Slot(str)
     def _on_failed(self, message: str) -> None:
         if not self._current():
             return
@@ -326,6 +325,7 @@ class LatentExplorerPanel(QWidget):
         if getattr(self, "_user_load", True):
             self.error.emit(message)
 
+    @Slot()
     def _on_cancelled(self) -> None:
         if not self._current():
             return
@@ -358,17 +358,15 @@ class LatentExplorerPanel(QWidget):
     def shutdown(self, timeout_ms: int = 30_000) -> None:
         """Cancel background work and wait for its threads (call before the window closes).
 
-        Encoding stops between batches; an export in progress runs to its end. A thread still
-        running after ``timeout_ms`` is kept referenced (destroying a running QThread aborts
-        the process) and left to finish on its own.
+        Encoding stops between batches and an export's child process is interrupted. A task
+        still running after ``timeout_ms`` stays referenced by ``explorer.tasks`` (destroying
+        a running QThread aborts the process) and ends on its own.
         """
         self.cancel()
-        for thread, worker in list(self._threads):
-            if hasattr(worker, "cancel"):
-                worker.cancel()
-            if not thread.wait(timeout_ms):
-                _STILL_RUNNING.append((thread, worker))
-        self._threads.clear()
+        for task in list(self._tasks):
+            task.cancel()
+            task.wait(timeout_ms)
+        self._tasks.clear()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def closeEvent(self, event) -> None:
@@ -380,13 +378,12 @@ def install(window: Any) -> LatentExplorerPanel:
     """Add the explorer to the app's main window through its extension API.
 
     A "Latent explorer" dock (tabbed with the rate-distortion plane) following the window's
-    current run; File > Open ONNX decoder… (Ctrl+Shift+D); ``.onnx`` files opened by the window
-    (File > Open, drag and drop, the command line, recent files) go to the explorer; errors go
+    current run; File > Open ONNX decoder… (the window's ``act_open_decoder``); ``.onnx``
+    files opened by the window (File > Open, drag and drop, the command line, recent files)
+    go to the explorer; errors go
     to the window's error dialog and messages to its status bar. Call ``shutdown()`` on the
     returned panel when the window closes.
     """
-    from PySide6.QtGui import QAction, QKeySequence
-
     panel = LatentExplorerPanel(window.runs)
     dock = window.add_dock(panel, "Latent explorer", Qt.DockWidgetArea.RightDockWidgetArea,
                            "dock.latent")
@@ -412,16 +409,7 @@ def install(window: Any) -> LatentExplorerPanel:
         if path:
             window.open_path(path)  # through the window: recent files, then open_decoder
 
-    action = QAction("Open ONNX &decoder…", window)
-    action.setShortcut(QKeySequence("Ctrl+Shift+D"))
-    action.setStatusTip("Explore a decoder someone shared (no training data or torch needed)")
-    action.triggered.connect(open_dialog)
-    recent = getattr(window, "recent_menu", None)
-    if recent is not None:
-        window.file_menu.insertAction(recent.menuAction(), action)
-    else:
-        window.file_menu.addAction(action)
-    window.act_open_decoder = action
+    window.act_open_decoder.triggered.connect(open_dialog)  # the window's table places it
     window.add_file_handler((".onnx",), open_decoder)
     panel.error.connect(window.show_error)
     panel.message.connect(lambda text: window.statusBar().showMessage(text, 8000))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from models.errors import LatentExplorerError
 
+from ..actions import widget_action
 from .controls import DimSliders, SettingsBar
 from .image_views import AnchorImageView, SampleView, StripView, TraversalView
 from .map_view import LatentMapView
@@ -92,11 +92,7 @@ class LatentExplorerWidget(QWidget):
         layout.addWidget(main, 1)
         layout.addLayout(buttons)
 
-        delete = QAction("Remove anchor", self)
-        delete.setShortcuts([QKeySequence.StandardKey.Delete, QKeySequence(Qt.Key.Key_Backspace)])
-        delete.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        delete.triggered.connect(self.remove_current_anchor)
-        self.addAction(delete)
+        widget_action("remove_anchor", self, self.remove_current_anchor)  # Delete, Backspace
 
         self.add_button.clicked.connect(self.add_anchor)
         self.remove_button.clicked.connect(self.remove_current_anchor)

@@ -14,10 +14,18 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRect, QSize, Qt, QTimer
-from PySide6.QtGui import QPainter
+from PySide6.QtGui import QFont, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from models.errors import LatentExplorerError
+
+#: What an empty plot says instead of showing axes that mean nothing (before any run).
+EMPTY_HINT = "No run yet: press Start (F5) or open a run"
+#: The share of a history whose values set a plot's automatic range: the last 80% of the rows,
+#: so the first steps' transient (distortion of several hundred nats) does not squash the rest.
+SETTLED_FRACTION = 0.8
+#: Percentiles of the settled part that bound the range (a few outlying minibatches do not count).
+SETTLED_PERCENTILES = (0.5, 99.5)
 
 #: Most redraws a second of one live plot panel. Events arriving faster are coalesced.
 REFRESH_HZ = 10
@@ -151,6 +159,178 @@ def nice_step(span: float, target: int = 5) -> float:
     return 10.0 * power
 
 
+def settled_range(arrays, fraction: float = SETTLED_FRACTION,
+                  extra=()) -> tuple[float, float] | None:
+    """A robust (low, high) of the settled part of histories: of each array in ``arrays`` the
+    last ``fraction`` of its rows, trimmed to :data:`SETTLED_PERCENTILES`; ``extra`` arrays (the
+    validation points, few and settled) count whole. None when nothing is finite.
+
+    The early transient is not in the range but still drawn: zooming out shows it.
+    """
+    parts = []
+    for a in arrays:
+        a = np.asarray(a, dtype=float)
+        if len(a) == 0:
+            continue
+        tail = a[int(len(a) * (1.0 - fraction)):] if len(a) >= 5 else a
+        tail = tail[np.isfinite(tail)]
+        if tail.size:
+            lo, hi = np.percentile(tail, SETTLED_PERCENTILES)
+            parts += [lo, hi]
+    for a in extra:
+        a = np.asarray(a, dtype=float)
+        a = a[np.isfinite(a)]
+        if a.size:
+            parts += [float(a.min()), float(a.max())]
+    if not parts:
+        return None
+    lo, hi = float(min(parts)), float(max(parts))
+    if hi - lo < 1e-9 * max(1.0, abs(hi)):
+        pad = max(abs(hi) * 0.05, 1e-3)
+        lo, hi = lo - pad, hi + pad
+    return lo, hi
+
+
+class SettledRange(QObject):
+    """Keeps one axis of a view box on the settled part of the data until the user zooms or pans.
+
+    ``compute()`` returns the data's (low, high) for that axis (see :func:`settled_range`) or
+    None. :meth:`update` applies it, and only moves the view when the change is worth a repaint
+    (more than 2% of the span). A zoom or pan with the mouse hands the axis to the user; the
+    plot's "A" button gives it back.
+    """
+
+    def __init__(self, plot: pg.PlotItem, axis: str, compute: Callable[[], tuple[float, float] | None],
+                 padding: float = 0.05, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.plot = plot
+        self.axis = axis
+        self.compute = compute
+        self.padding = padding
+        self.active = True
+        self._last: tuple[float, float] | None = None
+        self._setting = False
+        vb = plot.getViewBox()
+        vb.enableAutoRange(**{axis: False})
+        vb.sigRangeChangedManually.connect(self._manual)
+        plot.autoBtn.clicked.connect(self.reset)  # after pyqtgraph's own slot: it wins
+
+    def _manual(self, mask) -> None:
+        which = 0 if self.axis == "x" else 1
+        if not self._setting and (mask is None or mask[which]):
+            self.active = False
+
+    def reset(self, *_args) -> None:
+        """Back to the settled range (the "A" button)."""
+        self.active = True
+        self._last = None
+        self.plot.getViewBox().enableAutoRange(**{self.axis: False})
+        self.update()
+
+    def update(self) -> None:
+        if not self.active:
+            return
+        lo_hi = self.compute()
+        if lo_hi is None:
+            return
+        lo, hi = lo_hi
+        pad = (hi - lo) * self.padding
+        lo, hi = lo - pad, hi + pad
+        last, span = self._last, hi - lo
+        if last is not None and abs(last[0] - lo) <= 0.02 * span and abs(last[1] - hi) <= 0.02 * span:
+            return
+        self._last = (lo, hi)
+        vb = self.plot.getViewBox()
+        self._setting = True
+        try:
+            if self.axis == "x":
+                vb.setXRange(lo, hi, padding=0)
+            else:
+                vb.setYRange(lo, hi, padding=0)
+        finally:
+            self._setting = False
+
+
+class EmptyHint:
+    """A short centred message in an empty plot, with the axes' meaningless numbers hidden.
+
+    ``set_empty(True)`` shows the text and hides the tick values of the plot's axes;
+    ``set_empty(False)`` (data arrived) hides the text and brings the values back.
+    """
+
+    def __init__(self, plot: pg.PlotItem, text: str = EMPTY_HINT,
+                 axes: tuple[str, ...] = ("left", "bottom"), others=()) -> None:
+        self.plot = plot
+        self.axes = axes
+        self.others = list(others)  # more axis items (a colour bar's) and items to hide
+        vb = plot.getViewBox()
+        self.item = pg.TextItem(text, color="#555555", anchor=(0.5, 0.5))
+        font = QFont()
+        font.setPointSizeF(10)
+        self.item.setFont(font)
+        self.item.setParentItem(vb)  # view-box pixels: stays centred whatever the range
+        self.item.setZValue(50)
+        self.empty: bool | None = None
+        vb.sigResized.connect(self._place)
+        self._place()
+        self.set_empty(True)
+
+    def _place(self, *_args) -> None:
+        r = self.plot.getViewBox().boundingRect()
+        self.item.setPos(r.center())
+
+    def set_empty(self, empty: bool) -> None:
+        if empty == self.empty:
+            return
+        self.empty = empty
+        self.item.setVisible(empty)
+        for name in self.axes:
+            self.plot.getAxis(name).setStyle(showValues=not empty)
+        for item in self.others:
+            if isinstance(item, pg.AxisItem):
+                item.setStyle(showValues=not empty)
+            else:
+                item.setVisible(not empty)
+
+
+def log_ticks(lo: float, hi: float, max_ticks: int = 5) -> list[tuple[float, str]]:
+    """Ticks for an axis that shows log10 of a value over [lo, hi] (in log10 units).
+
+    Whole decades when the range spans two or more; otherwise values 1, 2 and 5 times a power
+    of ten, thinned to at most ``max_ticks`` so that labels never crowd each other (pyqtgraph's
+    own log-mode ticks label every minor tick when the range spans less than a decade).
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return []
+    span = hi - lo
+    if span >= 2:
+        step = max(1, math.ceil(span / max_ticks))
+        first = math.ceil(lo - 1e-9)
+        return [(float(k), _fmt(10.0 ** k)) for k in range(first, int(math.floor(hi + 1e-9)) + 1, step)]
+    for mantissas in ((1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 5, 7), tuple(range(1, 10))):
+        values = [m * 10.0 ** e for e in range(math.floor(lo) - 1, math.ceil(hi) + 1)
+                  for m in mantissas]
+        ticks = [(math.log10(v), _fmt(v)) for v in values if lo - 1e-9 <= math.log10(v) <= hi + 1e-9]
+        if len(ticks) >= 2:
+            break
+    if len(ticks) < 2:  # a very narrow range: its two ends
+        ticks = [(lo, _fmt(10.0 ** lo)), (hi, _fmt(10.0 ** hi))]
+    while len(ticks) > max_ticks:
+        ticks = ticks[::2]
+    # Labels closer than a sixth of the axis would touch on a short colour bar: keep every other.
+    while len(ticks) > 2 and min(b[0] - a[0] for a, b in zip(ticks, ticks[1:])) < span / 6:
+        ticks = ticks[::2]
+    return ticks
+
+
+def _fmt(v: float) -> str:
+    """Short labels (a colour bar's axis is narrow): 0.01, 0.5, 20, 2e-4, 3e+04."""
+    if 1e-3 <= v < 1e4:
+        return f"{v:.3g}"
+    mantissa, exponent = f"{v:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+
+
 def finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop the rows where x or y is NaN or infinite (pyqtgraph draws nothing sensible there)."""
     ok = np.isfinite(x) & np.isfinite(y)
@@ -192,10 +372,27 @@ class PlotPanel(QWidget):
         import pyqtgraph.exporters as exporters
 
         self.flush()
-        exporter = exporters.ImageExporter(self.export_item())
+        item = self.export_item()
+        exporter = exporters.ImageExporter(item)
         width = max(1, int(exporter.params["width"] * scale))
         exporter.params.param("width").setValue(width)
-        image = exporter.export(toBytes=True)
+        factor = width / max(1.0, exporter.getTargetRect().width())
+        # Legends ignore the painter's scale (pyqtgraph draws them in device pixels): scale them
+        # with the image for the export, about their anchored corner, so they stay readable.
+        scene = item.scene() if hasattr(item, "scene") and callable(item.scene) else item
+        legends = [it for it in scene.items() if isinstance(it, pg.LegendItem) and it.isVisible()]
+        saved = [(legend, legend.scale(), legend.transformOriginPoint()) for legend in legends]
+        try:
+            for legend in legends:
+                r = legend.boundingRect()
+                anchor_right = (legend.opts.get("offset") or (1, 1))[0] < 0
+                legend.setTransformOriginPoint(r.topRight() if anchor_right else r.topLeft())
+                legend.setScale(factor)
+            image = exporter.export(toBytes=True)
+        finally:
+            for legend, old_scale, origin in saved:
+                legend.setScale(old_scale)
+                legend.setTransformOriginPoint(origin)
         if image is None or image.isNull() or not image.save(path):
             raise ImageSaveError(
                 f"{path}: cannot write the image (unknown image format or folder not writable)"

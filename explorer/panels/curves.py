@@ -3,6 +3,11 @@
 Each run draws a thin line for its logged training minibatches and dots for its per-epoch
 validation values, in the run's colour. The three plots share the step axis. Long histories are
 drawn with peak downsampling and clipped to the visible range.
+
+Each plot's y range follows the settled part of the runs (the last 80% of each history, trimmed
+of outliers, and the validation points), so the first steps' transient does not flatten the
+curves; it stays drawn (zoom out to see it). A zoom or pan with the mouse leaves the view to the
+user; the "A" button brings the settled range back.
 """
 
 from __future__ import annotations
@@ -11,9 +16,22 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from ..session import RunSession, RunsModel
-from .common import PlotPanel, RefreshThrottle, brush, finite_xy, pen, style_plot
+from ..state import RunSession, RunsModel
+from .common import (
+    EMPTY_HINT,
+    EmptyHint,
+    PlotPanel,
+    RefreshThrottle,
+    SettledRange,
+    brush,
+    finite_xy,
+    pen,
+    settled_range,
+    style_plot,
+)
 
+#: The empty panel's message (in the middle plot; the others are simply blank).
+EMPTY_TEXT = EMPTY_HINT
 #: (key in the plots dict, train column, validation column, title, y label)
 CURVES = (
     ("elbo", "elbo", "val_elbo", "ELBO (higher is better)", "ELBO"),
@@ -87,6 +105,10 @@ class CurvesPanel(PlotPanel):
         layout.addWidget(self.key)
 
         self._items: dict[int, _RunCurves] = {}
+        self.empty_hints = {key: EmptyHint(plot, "" if key != "distortion" else EMPTY_TEXT)
+                            for key, plot in self.plots.items()}
+        self.y_ranges = {key: SettledRange(plot, "y", lambda k=key: self._settled(k), parent=self)
+                         for key, plot in self.plots.items()}
         # One throttle per plot: the scheduler then paints one plot per event-loop turn.
         self._throttles = {key: RefreshThrottle(lambda k=key: self._redraw(k), parent=self)
                            for key, *_rest in CURVES}
@@ -126,6 +148,16 @@ class CurvesPanel(PlotPanel):
     def export_item(self):
         return self.view.ci
 
+    def _settled(self, key: str) -> tuple[float, float] | None:
+        tcol, vcol = next((t, v) for k, t, v, _title, _y in CURVES if k == key)
+        sessions = [items.session for items in self._items.values()]
+        return settled_range([s.steps[tcol] for s in sessions if len(s.steps)],
+                             extra=[s.epochs[vcol] for s in sessions if len(s.epochs)])
+
     def _redraw(self, key: str) -> None:
         for items in self._items.values():
             items.update(key)
+        empty = not any(len(items.session.steps) or len(items.session.epochs)
+                        for items in self._items.values())
+        self.empty_hints[key].set_empty(empty)
+        self.y_ranges[key].update()

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..session import RunSession, RunsModel
+from ..actions import keys_text
+from ..state import RunSession, RunsModel
 
 ROWS = (
     ("epoch", "Epoch"),
@@ -54,6 +55,7 @@ class DiagnosisPanel(QWidget):
     """Per-epoch and on-demand diagnosis of the current run of a :class:`RunsModel`."""
 
     diagnoseRequested = Signal(int, int)  # importance samples K, validation samples (0 = all)
+    cancelRequested = Signal()
 
     def __init__(self, runs: RunsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,14 +91,20 @@ class DiagnosisPanel(QWidget):
         self.n_spin.setSpecialValueText("all")
         self.n_spin.setToolTip("Validation samples to diagnose (0 = all)")
         self.button = QPushButton("Diagnose now")
-        self.button.setToolTip("Compute the ELBO gap and the full diagnosis on validation data (F7)")
-        self.button.clicked.connect(self._request)
+        self.button.setToolTip("Compute the ELBO gap and the full diagnosis on validation data "
+                               f"({keys_text('diagnose')})")
+        self.button.clicked.connect(self.request)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the diagnosis in progress")
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.cancel_button.hide()
         controls = QHBoxLayout()
         controls.addWidget(QLabel("K"))
         controls.addWidget(self.iw_spin)
         controls.addWidget(QLabel("samples"))
         controls.addWidget(self.n_spin)
         controls.addWidget(self.button, 1)
+        controls.addWidget(self.cancel_button)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -123,8 +131,10 @@ class DiagnosisPanel(QWidget):
     def set_busy(self, busy: bool) -> None:
         self.button.setEnabled(not busy)
         self.button.setText("Diagnosing…" if busy else "Diagnose now")
+        self.cancel_button.setVisible(busy)
 
-    def _request(self) -> None:
+    def request(self) -> None:
+        """Ask for a full diagnosis with the K and sample count in the panel."""
         self.diagnoseRequested.emit(self.iw_spin.value(), self.n_spin.value())
 
     def show_diagnosis(self, d: dict | None) -> None:

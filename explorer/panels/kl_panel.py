@@ -21,13 +21,21 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..session import RunSession, RunsModel
-from .common import PlotPanel, RefreshThrottle, brush, pen, style_plot
+from models.latent.stats import ACTIVE_THRESHOLD  # an active unit's activity (Burda et al. 2016)
 
-#: Activity threshold of an active unit (Burda et al. 2016); equal to the diagnostics' constant.
-ACTIVE_THRESHOLD = 0.01
+from ..state import RunSession, RunsModel
+from .common import EmptyHint, PlotPanel, RefreshThrottle, brush, log_ticks, pen, style_plot
+
 #: KL below this many nats implies activity below ACTIVE_THRESHOLD (KL_i >= A_i / 2).
 KL_COLLAPSE_THRESHOLD = ACTIVE_THRESHOLD / 2
 #: Floor of the log scale (nats or activity units); smaller values are drawn at the floor.
@@ -35,6 +43,11 @@ LOG_FLOOR = 1e-4
 #: The heat map keeps at most this many columns; older steps are averaged in bins.
 HEATMAP_COLUMNS = 800
 COLLAPSED_COLOUR = "#9a9a9a"
+#: The bar plot's title for each "Show" choice: the view is named for what it shows.
+BAR_TITLES = {
+    "kl": "KL per latent dimension (latest batch)",
+    "activity": "Activity Var(E[z_i|x]) per latent dimension (latest epoch)",
+}
 
 
 class KLPanel(PlotPanel):
@@ -53,6 +66,9 @@ class KLPanel(PlotPanel):
         self.order_combo = QComboBox()
         self.order_combo.addItem("by index", "index")
         self.order_combo.addItem("sorted, largest first", "sorted")
+        for combo in (self.show_combo, self.order_combo):  # shrink with the dock, text elided
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         self.log_check = QCheckBox("log scale")
         self.log_check.setChecked(True)
         self.log_check.setToolTip("Log scale makes small values and the collapse threshold visible")
@@ -66,11 +82,17 @@ class KLPanel(PlotPanel):
 
         self.summary = QLabel("No run yet.")
         self.summary.setStyleSheet("font-size: 9pt;")
+        # Wraps instead of widening the dock: a long (timestamped) run name must not push the
+        # panel over its neighbours. Ignored width: the label takes what the dock gives it.
+        self.summary.setWordWrap(True)
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        policy.setHeightForWidth(True)
+        self.summary.setSizePolicy(policy)
 
         self.view = pg.GraphicsLayoutWidget()
         self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.bar_plot: pg.PlotItem = self.view.addPlot(row=0, col=0)
-        style_plot(self.bar_plot, "KL per latent dimension", "latent dimension", "KL", None, "nats")
+        style_plot(self.bar_plot, BAR_TITLES["kl"], "latent dimension", "KL", None, "nats")
         self.bar_plot.setMouseEnabled(x=False, y=False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, pen=None, brushes=[])
         self.bar_plot.addItem(self.bars)
@@ -89,6 +111,9 @@ class KLPanel(PlotPanel):
         self.colour_bar.setImageItem(self.heat, insert_in=self.heat_plot)
         self.view.ci.layout.setRowStretchFactor(0, 1)
         self.view.ci.layout.setRowStretchFactor(1, 1)
+        self.bar_hint = EmptyHint(self.bar_plot, others=[self.threshold])
+        self.heat_hint = EmptyHint(self.heat_plot, "", others=[self.colour_bar.axis])
+        self._bar_title = BAR_TITLES["kl"]
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -145,6 +170,10 @@ class KLPanel(PlotPanel):
         s = self.session
         log = self.log_check.isChecked()
         mode = self.show_combo.currentData()
+        title = BAR_TITLES.get(mode, BAR_TITLES["kl"])
+        if title != self._bar_title:
+            self._bar_title = title
+            self.bar_plot.setTitle(title, size="10pt")
         if s is None:
             self._clear("No run yet.")
             return
@@ -172,6 +201,7 @@ class KLPanel(PlotPanel):
         if self.order_combo.currentData() == "sorted":
             dims = np.argsort(-values, kind="stable")
         shown = values[dims]
+        self.bar_hint.set_empty(False)
         self.bar_values, self.bar_dims, self.collapsed = shown.copy(), dims, collapsed[dims]
         colours = [COLLAPSED_COLOUR if c else s.colour for c in self.collapsed]
         thr = ACTIVE_THRESHOLD if mode == "activity" else KL_COLLAPSE_THRESHOLD
@@ -189,7 +219,6 @@ class KLPanel(PlotPanel):
         key = (mode, log, sorted_order, tuple(int(k) for k in dims) if d <= 40 else d)
         if key != self._layout_key:  # axes, labels and ticks change rarely: set them only then
             self._layout_key = key
-            self.bar_plot.getAxis("left").setLogMode(False, log)
             self.bar_plot.setLabel("left", "KL" if mode == "kl" else "activity",
                                    units="nats" if mode == "kl" else None)
             axis = self.bar_plot.getAxis("bottom")
@@ -205,6 +234,9 @@ class KLPanel(PlotPanel):
         if self._y_top is None or top > self._y_top or (top - y0) < 0.6 * (self._y_top - y0):
             self._y_top = top
             self.bar_plot.setYRange(y0, top, padding=0)
+            # Log scale: round values at our own ticks (pyqtgraph's log mode labels every minor
+            # tick when the bars span less than a decade or two, and those labels overlap).
+            self.bar_plot.getAxis("left").setTicks([log_ticks(y0, top)] if log else None)
         n_coll = int(collapsed.sum())
         text = (f"{s.name}: {d - n_coll} of {d} dimensions active, {n_coll} collapsed"
                 + (f" ({basis})" if basis else "") + "; red dashed line: "
@@ -214,6 +246,7 @@ class KLPanel(PlotPanel):
         self._draw_heatmap(s, log)
 
     def _clear(self, text: str) -> None:
+        self.bar_hint.set_empty(True)
         self.bars.setOpts(x=[], height=[], brushes=[])
         self.bar_values = np.zeros(0)
         self.bar_dims = np.zeros(0, dtype=int)
@@ -222,6 +255,7 @@ class KLPanel(PlotPanel):
         if self.session is None:
             self.heat.clear()
             self.heat_data = np.zeros((0, 0))
+            self.heat_hint.set_empty(True)
 
     def _draw_heatmap(self, s: RunSession, log: bool) -> None:
         kl = s.steps["kl_per_dim"]
@@ -229,7 +263,9 @@ class KLPanel(PlotPanel):
         if kl.ndim != 2 or len(kl) == 0:
             self.heat.clear()
             self.heat_data = np.zeros((0, 0))
+            self.heat_hint.set_empty(True)
             return
+        self.heat_hint.set_empty(False)
         n, d = kl.shape
         if n > HEATMAP_COLUMNS:
             k = math.ceil(n / HEATMAP_COLUMNS)
@@ -252,9 +288,12 @@ class KLPanel(PlotPanel):
             if old is None or old[0] != lo or abs(hi - old[1]) > 0.05 * (old[1] - old[0]):
                 self._levels = (lo, hi)
                 self.colour_bar.setLevels((lo, hi))
+                # Our own ticks in log mode: pyqtgraph's label every minor tick when the values
+                # span less than a decade, and the labels then overlap.
+                self.colour_bar.axis.setTicks([log_ticks(lo, hi)] if log else None)
         if log != self._heat_log:
             self._heat_log = log
-            self.colour_bar.axis.setLogMode(False, log)
+            self.colour_bar.axis.setTicks([log_ticks(*self._levels)] if log and self._levels else None)
             self.colour_bar.getAxis("left").setLabel("KL (nats, log scale)" if log else "KL (nats)")
         first = float(steps[0]) if np.isfinite(steps[0]) else 0.0
         last = float(steps[-1]) if np.isfinite(steps[-1]) else float(n)

@@ -11,6 +11,11 @@ nats, so -ELBO = R + D. Shown per run:
 - grey diagonals R + D = c: lines of equal ELBO, labelled with the ELBO.
 
 Hovering shows the nearest point's step, R, D and ELBO. Runs overlay with a legend.
+
+The view follows the settled part of the runs (the last 80% of each history, trimmed of
+outliers, and every validation point): the first steps' distortion of several hundred nats stays
+drawn, reachable by zooming out, without squashing the region where runs differ. A zoom or pan
+with the mouse leaves the view to the user; the "A" button brings the settled range back.
 """
 
 from __future__ import annotations
@@ -22,8 +27,19 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
-from ..session import RunSession, RunsModel
-from .common import PlotPanel, RefreshThrottle, brush, finite_xy, nice_step, pen, style_plot
+from ..state import RunSession, RunsModel
+from .common import (
+    EmptyHint,
+    PlotPanel,
+    RefreshThrottle,
+    SettledRange,
+    brush,
+    finite_xy,
+    nice_step,
+    pen,
+    settled_range,
+    style_plot,
+)
 
 #: At most this many training points are drawn per run (evenly strided); the rest are skipped.
 MAX_TRAJECTORY_POINTS = 4000
@@ -193,6 +209,9 @@ class RateDistortionPanel(PlotPanel):
         layout.addWidget(self.readout)
 
         self._items: dict[int, _RunItems] = {}
+        self.empty_hint = EmptyHint(self.plot)
+        self.x_range = SettledRange(self.plot, "x", lambda: self._settled(0), parent=self)
+        self.y_range = SettledRange(self.plot, "y", lambda: self._settled(1), parent=self)
         self._throttle = RefreshThrottle(self._redraw, parent=self)
         self._mouse_proxy = pg.SignalProxy(
             self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved
@@ -243,9 +262,21 @@ class RateDistortionPanel(PlotPanel):
     def export_item(self):
         return self.plot
 
+    def _settled(self, column: int) -> tuple[float, float] | None:
+        """The settled range of R (column 0) or D (1) over every run's drawn points."""
+        trains, vals = [], []
+        for items in self._items.values():
+            n = items.n_train_points
+            trains.append(items.points[:n, column])
+            vals.append(items.points[n:, column])
+        return settled_range(trains, extra=vals)
+
     def _redraw(self) -> None:
         for items in self._items.values():
             items.update()
+        self.empty_hint.set_empty(not any(len(items.points) for items in self._items.values()))
+        self.x_range.update()
+        self.y_range.update()
         current = self.runs.current
         self.beta_value = self.beta_point = None
         if current is not None and id(current) in self._items and len(current.steps):

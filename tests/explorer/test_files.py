@@ -222,7 +222,7 @@ def test_export_the_decoder_to_onnx(window, finished_run, tmp_path, qtbot, error
 
 def test_closing_during_an_export_cancels_it_and_keeps_the_old_file(window, finished_run, tmp_path,
                                                                     qtbot, errors):
-    from explorer import workers
+    from explorer.jobs import export as workers
 
     assert window.open_path(finished_run)
     folder = tmp_path / "exports"
@@ -339,3 +339,69 @@ def test_the_reader_reads_new_rows_only(finished_run):
     for name in steps:
         np.testing.assert_array_equal(tail[name], steps[name][3:])
     assert list(last["verdict"]) == list(epochs["verdict"][-1:])
+
+
+def test_a_diagnosis_can_be_cancelled(window, finished_run, qtbot, errors):
+    window.open_path(finished_run)
+    session = window.runs.current
+    panel = window.diagnosis_panel
+    before = dict(session.diagnosis)
+    with qtbot.waitSignal(window.controller.diagnoseBusyChanged, timeout=60_000,
+                          check_params_cb=lambda busy: not busy):
+        panel.button.click()
+        assert panel.cancel_button.isVisibleTo(panel) and window.act_cancel_diagnosis.isEnabled()
+        panel.cancel_button.click()
+    assert session.diagnosis == before  # nothing new arrived
+    assert "cancelled" in window.statusBar().currentMessage()
+    assert panel.button.isEnabled() and not panel.cancel_button.isVisibleTo(panel)
+    assert errors == []
+
+
+def test_the_diagnosis_stops_between_batches(finished_run):
+    """``models.diagnostics.diagnose`` reads its rows through CheckedRows: a cancel is seen at
+    the next batch, and progress is reported per batch."""
+    import torch
+
+    from explorer.jobs.diagnose import CheckedRows
+    from explorer.tasks import Cancelled, TaskState
+    from models.diagnostics import diagnose
+
+    class State(TaskState):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def set_progress(self, done, total=0):
+            self.seen.append((done, total))
+            self.request_interruption()  # the user cancels during the first batch
+
+    with RunReader(finished_run) as reader:
+        vae = reader.load_model("cpu")
+    x = (np.random.default_rng(0).random((300, 1, 8, 8)) > 0.5).astype(np.float32)
+    state = State()
+    with torch.no_grad(), pytest.raises(Cancelled):
+        diagnose(vae, CheckedRows(x, state), iw_samples=2, batch_size=128)
+    assert state.seen == [(0, 300)]
+    full = diagnose(vae, CheckedRows(x, None), iw_samples=2, batch_size=128)
+    assert full.n_samples == 300
+    assert full.elbo == pytest.approx(diagnose(vae, x, iw_samples=2, batch_size=128).elbo)
+
+
+def test_an_export_can_be_cancelled_and_writes_nothing(window, finished_run, tmp_path, qtbot,
+                                                       errors):
+    from explorer.jobs import export as export_job
+
+    assert window.open_path(finished_run)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    out = folder / "decoder.onnx"
+    assert window.controller.export_decoder(str(out))
+    window._update_actions()
+    assert window.act_cancel_export.isEnabled()
+    qtbot.waitUntil(lambda: bool(export_job._CHILDREN), timeout=30_000)  # the child runs
+    window.act_cancel_export.trigger()
+    qtbot.waitUntil(lambda: not window.controller.export_busy, timeout=30_000)
+    assert list(folder.iterdir()) == []  # no decoder, no temporary
+    assert "cancelled" in window.statusBar().currentMessage()
+    assert not export_job._CHILDREN and errors == []
+    assert window.act_export.isEnabled() and not window.act_cancel_export.isEnabled()

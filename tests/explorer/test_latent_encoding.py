@@ -10,13 +10,13 @@ from PySide6.QtCore import QObject, Slot
 
 from explorer.latent.encoding import (
     Cancelled,
-    EncodeWorker,
-    RunLoadWorker,
+    DecoderReady,
     encode_rows,
+    encode_task,
     load_run_for_exploring,
-    model_ready,
-    start_worker,
+    load_run_task,
 )
+from explorer.tasks import Task, TaskStatus
 
 
 @pytest.fixture(scope="module")
@@ -51,47 +51,48 @@ def small_vae():
 
 
 class Collector(QObject):
-    """Receives a worker's signals on the GUI thread (queued), as the panel does."""
+    """Receives a task's signals on the GUI thread, as the panel does."""
 
-    def __init__(self, worker) -> None:
+    def __init__(self, task: Task) -> None:
         super().__init__()
         self.events: list = []
-        self.finished = False
-        for name in ("decoderReady", "progress", "encoded", "failed", "cancelled"):
-            if hasattr(worker, name):
-                getattr(worker, name).connect(getattr(self, "on_" + name))
-        worker.done.connect(self.on_done)
+        self.task = task
+        task.partial.connect(self.on_partial)
+        task.progress.connect(self.on_progress)
+        task.result.connect(self.on_result)
+        task.error.connect(self.on_error)
+        task.cancelled.connect(self.on_cancelled)
+        task.finished.connect(self.on_finished)
 
-    @Slot(str)
-    def on_decoderReady(self, path):  # noqa: N802
-        self.events.append(("decoder", path))
+    @Slot(object)
+    def on_partial(self, value):
+        self.events.append(("decoder", value.path) if isinstance(value, DecoderReady) else ("partial", value))
 
     @Slot(int, int)
     def on_progress(self, done, total):
         self.events.append(("progress", done, total))
 
     @Slot(object)
-    def on_encoded(self, result):
+    def on_result(self, result):
         self.events.append(("encoded", result))
 
     @Slot(str)
-    def on_failed(self, message):
+    def on_error(self, message):
         self.events.append(("failed", message))
 
     @Slot()
     def on_cancelled(self):
         self.events.append(("cancelled",))
 
-    @Slot()
-    def on_done(self):
-        self.finished = True
+    @Slot(object)
+    def on_finished(self, status):
+        self.events.append(("finished", status))
 
-    def run(self, qtbot, worker, name):
-        thread = start_worker(worker, name)
-        qtbot.waitUntil(lambda: self.finished, timeout=60_000)
-        thread.wait(10_000)
-        assert thread.isFinished()
-        return self.events
+    def run(self, qtbot):
+        self.task.start()
+        qtbot.waitUntil(lambda: self.task.status.done, timeout=60_000)
+        assert self.events[-1] == ("finished", self.task.status)
+        return self.events[:-1]
 
 
 def torch_encode(vae, x):
@@ -125,20 +126,6 @@ def test_encode_rows_stops_between_batches(small_vae):
     with pytest.raises(Cancelled):
         encode_rows(TorchEncoder(small_vae), x, 100, lambda d, n: seen.append(d), lambda: len(seen) >= 1)
     assert seen == [100]
-
-
-def test_model_ready_binarises_as_the_trainer_and_diagnose_do():
-    from models.data import model_ready as _model_ready
-    from models.config import ModelConfig, RunConfig, TrainConfig
-
-    x = np.random.default_rng(1).random((50, 1, 8, 8)).astype(np.float32)
-    for binarize in ("dynamic", "threshold"):
-        cfg = RunConfig(model=ModelConfig(data_shape=(1, 8, 8)), train=TrainConfig(binarize=binarize))
-        got = model_ready(x, cfg)
-        np.testing.assert_array_equal(got, _model_ready(x, cfg))
-        assert set(np.unique(got)) <= {0.0, 1.0}
-    gauss = RunConfig(model=ModelConfig(data_shape=(1, 8, 8), likelihood="gaussian"))
-    np.testing.assert_array_equal(model_ready(x, gauss), x)
 
 
 def _no_in_process_export(*_args, **_kwargs):
@@ -181,8 +168,9 @@ def test_load_run_exports_the_decoder_and_encodes_the_validation_rows(
 
 
 def test_run_load_worker_reports_progress_and_results(qtbot, tmp_path, labelled_run):
-    worker = RunLoadWorker(labelled_run, str(tmp_path / "dec.onnx"))
-    events = Collector(worker).run(qtbot, worker, "test-load")
+    task = Task("test-load", load_run_task, labelled_run, str(tmp_path / "dec.onnx"))
+    events = Collector(task).run(qtbot)
+    assert task.status is TaskStatus.FINISHED
     kinds = [e[0] for e in events]
     assert kinds[0] == "decoder" and events[0][1].endswith("dec.onnx")
     assert kinds[-1] == "encoded" and set(kinds[1:-1]) == {"progress"}
@@ -193,28 +181,30 @@ def test_run_load_worker_reports_progress_and_results(qtbot, tmp_path, labelled_
 def test_run_load_worker_reports_a_bad_run_in_one_line(qtbot, tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not hdf5")
-    worker = RunLoadWorker(str(bad), str(tmp_path / "dec.onnx"))
-    events = Collector(worker).run(qtbot, worker, "test-bad")
+    task = Task("test-bad", load_run_task, str(bad), str(tmp_path / "dec.onnx"))
+    events = Collector(task).run(qtbot)
+    assert task.status is TaskStatus.FAILED
     assert len(events) == 1 and events[0][0] == "failed"
     assert str(bad) in events[0][1] and "\n" not in events[0][1]
 
 
-def test_encode_worker_can_be_cancelled(qtbot, small_vae):
+def test_an_encoding_task_can_be_cancelled(qtbot, small_vae):
     from explorer.latent.encoding import TorchEncoder
 
     class Slow(TorchEncoder):
         def encode(self, x):
-            worker.cancel()  # the user presses Cancel during the first batch
+            task.cancel()  # the user presses Cancel during the first batch
             return super().encode(x)
 
-    worker = EncodeWorker(Slow(small_vae), np.zeros((500, 1, 8, 8), np.float32), batch_size=100)
-    events = Collector(worker).run(qtbot, worker, "test-cancel")
+    task = Task("test-cancel", encode_task, Slow(small_vae), np.zeros((500, 1, 8, 8), np.float32), 100)
+    events = Collector(task).run(qtbot)
     assert events == [("progress", 100, 500), ("cancelled",)]
+    assert task.status is TaskStatus.CANCELLED
 
 
 # --------------------------------------------------------------------------- the panel
 def make_session(path, status):
-    from explorer.session import RunSession, RunsModel
+    from explorer.state import RunSession, RunsModel
     from models.io.runfile import RunReader
 
     runs = RunsModel()
@@ -281,8 +271,8 @@ def test_shutdown_waits_for_a_busy_worker_without_blocking_it(qtbot, tmp_path, l
     panel = LatentExplorerPanel()
     qtbot.addWidget(panel)
     assert panel.load_run(labelled_run)
-    thread = panel._thread
+    task = panel._task
     t0 = time.perf_counter()
     panel.shutdown(timeout_ms=60_000)
-    assert thread.isFinished()
+    assert task.status.done
     assert time.perf_counter() - t0 < 60

@@ -1,11 +1,11 @@
-"""The models the views subscribe to: growing columns, sessions, the runs model."""
+"""What the views subscribe to (explorer.state): growing columns, sessions, the runs model, states."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from explorer.session import ColumnStore, RunSession, RunsModel
+from explorer.state import ColumnStore, RunSession, RunsModel
 from models.training import EpochEvent, StepEvent
 
 
@@ -83,3 +83,29 @@ def test_runs_model_tracks_current_and_colours(qtbot):
     assert sig.args == [b] and runs.current is b
     with pytest.raises(ValueError):
         runs.set_current(a)
+
+
+def test_statuses_are_members_and_files_words_still_compare(qtbot):
+    from explorer.state import RunStatus, TrainingState
+
+    s = RunSession("run", source="file")
+    assert s.status is RunStatus.UNKNOWN
+    with qtbot.waitSignal(s.statusChanged) as sig:
+        s.set_status("finished")  # as a run file or a FinishedEvent says it
+    assert sig.args == [RunStatus.FINISHED] and s.status is RunStatus.FINISHED
+    assert s.status == "finished" and not s.is_live
+    s.set_status("no such word")
+    assert s.status is RunStatus.UNKNOWN
+    assert RunStatus.DIVERGED.bad and RunStatus.PAUSED.live and not RunStatus.STOPPED.live
+    assert RunSession("t").status is RunStatus.STARTING
+    assert TrainingState.PAUSED.stoppable and not TrainingState.STOPPING.stoppable
+    assert not TrainingState.IDLE.busy
+
+
+def test_the_apps_run_status_holds_every_engine_status():
+    from models.training.events import RunStatus as EngineStatus
+
+    from explorer.state.status import RunStatus
+
+    for status in EngineStatus:
+        assert RunStatus.parse(status) is RunStatus(status.value)

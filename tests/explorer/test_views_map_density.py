@@ -1,0 +1,142 @@
+"""The map draws a crowded view as a density image and a sparse one point by point; anchors,
+clicks and the highlight work the same in both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from latent_helpers import export_vae_decoder
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+
+import explorer.latent.map_view as map_view
+from explorer.latent.map_view import LatentMapView, label_colour
+from explorer.latent.model import LatentSpace
+from models.io.onnx_runtime import OnnxDecoder
+
+
+@pytest.fixture(scope="module")
+def decoder_path(tmp_path_factory):
+    return export_vae_decoder(tmp_path_factory.mktemp("dec") / "vae.onnx", latent_dim=3)
+
+
+@pytest.fixture
+def crowded(monkeypatch):
+    monkeypatch.setattr(map_view, "DENSITY_MIN_POINTS", 1500)  # a small cloud counts as crowded
+
+
+@pytest.fixture
+def map_(qtbot, decoder_path, crowded):
+    space = LatentSpace(OnnxDecoder(decoder_path), n_prior=100)
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((4000, 3)).astype(np.float32)
+    labels = (means[:, 0] > 0).astype(np.int64)  # label 1 on the right half only
+    space.set_encodings(means, labels=labels)
+    m = LatentMapView(space)
+    qtbot.addWidget(m)
+    m.resize(500, 450)
+    m.show()
+    qtbot.waitExposed(m)
+    qtbot.wait(30)
+    return m
+
+
+def view_centre(m):
+    (x0, x1), (y0, y1) = m.getPlotItem().getViewBox().viewRange()
+    return (x0 + x1) / 2, (y0 + y1) / 2
+
+
+def test_a_crowded_view_is_a_density_image_and_a_zoomed_one_the_scatter(qtbot, map_):
+    vb = map_.getPlotItem().getViewBox()
+    assert map_.showing_density and not map_.scatter.isVisible()
+    image = map_.density.image
+    alpha = image[..., 3]
+    # Every point is in one bin, and a bin is as opaque as its points overlaid.
+    assert alpha.max() > alpha[alpha > 0].min()
+    # Colours: a bin holding only right-half points has label 1's colour.
+    key = map_._density_key
+    x0, y0, bw, bh = key[:4]
+    right = map_.space.points[map_.space.points[:, 0] > 0.5][0]
+    ix, iy = int((right[0] - x0) / bw), int((right[1] - y0) / bh)
+    want = np.array(label_colour(1, 2).getRgb()[:3])
+    np.testing.assert_allclose(image[iy, ix, :3], want, atol=2)
+    # Zoom far in: few points in view, drawn one by one.
+    vb.scaleBy((0.08, 0.08))
+    qtbot.wait(20)
+    assert map_.scatter.isVisible() and not map_.showing_density
+    vb.scaleBy((1 / 0.08, 1 / 0.08))
+    qtbot.wait(20)
+    assert map_.showing_density
+
+
+def test_panning_and_small_zooms_reuse_the_image(qtbot, map_):
+    vb = map_.getPlotItem().getViewBox()
+    bins = map_.density_bins
+    (x0, x1), _ = vb.viewRange()
+    for _ in range(5):
+        vb.translateBy(x=0.04 * (x1 - x0))
+        vb.scaleBy((0.97, 0.97))
+    qtbot.wait(20)
+    assert map_.density_bins == bins  # moved and scaled, not binned again
+    for _ in range(12):
+        vb.scaleBy((0.97, 0.97))
+    assert map_.density_bins == bins  # coarser while zooming...
+    qtbot.waitUntil(lambda: map_.density_bins > bins, timeout=2000)  # ...crisp once at rest
+    key = map_._density_key
+    size = map_view.point_size(len(map_.space.points))
+    assert key[2] == pytest.approx(vb.viewPixelSize()[0] * size, rel=0.05)  # a symbol's size again
+
+
+def test_anchors_and_clicks_work_over_the_density_image(qtbot, map_):
+    assert map_.showing_density
+    space = map_.space
+    vb = map_.getPlotItem().getViewBox()
+    vp = map_.viewport()
+
+    def px(x, y):
+        return map_.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+
+    # Drag anchor A1 (a TargetItem) by 60 pixels.
+    ax, ay = space.anchor_position(0)
+    p0 = px(ax, ay)
+    p1 = p0 + pg_point(60, 0)
+    QTest.mouseMove(vp, p0)
+    qtbot.wait(15)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p0)
+    for k in range(1, 7):
+        QTest.mouseMove(vp, p0 + pg_point(10 * k, 0))
+        qtbot.wait(15)
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p1)
+    qtbot.wait(20)
+    nx, _ny = space.anchor_position(0)
+    assert nx - ax == pytest.approx(60 * vb.viewPixelSize()[0], rel=0.2)
+    # Click a data point far from the anchors: it is found and highlighted.
+    k = int(np.argmin(np.abs(space.points[:, 0] + 1.5) + np.abs(space.points[:, 1] + 1.5)))
+    with qtbot.waitSignal(map_.pointClicked, timeout=2000) as blocker:
+        QTest.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         px(*space.points[k]))
+    assert blocker.args == [k] or map_.nearest_point(QPointF(*space.points[k])) == blocker.args[0]
+    assert len(map_.highlight.data) == 1
+
+
+def test_a_new_projection_fits_the_cloud_while_the_density_image_is_shown(qtbot, map_):
+    assert map_.showing_density
+    space = map_.space
+    space.set_projection_pca()
+    (x0, x1), (y0, y1) = map_.getPlotItem().getViewBox().viewRange()
+    pts = space.points
+    span = pts[:, 0].max() - pts[:, 0].min()
+    assert x0 <= pts[:, 0].min() and x1 >= pts[:, 0].max()
+    assert x1 - x0 < 1.3 * span  # fitted to the cloud, not to a stale or default range
+
+
+def test_the_scatter_alone_when_density_is_off(qtbot, map_):
+    map_.density_enabled = False
+    map_._update_density()
+    assert map_.scatter.isVisible() and not map_.showing_density
+
+
+def pg_point(x, y):
+    from PySide6.QtCore import QPoint
+
+    return QPoint(x, y)

@@ -1,0 +1,207 @@
+"""The training plots as a user meets them: empty at launch, ranges on the settled part of a run,
+readable colour-bar labels, a summary that wraps, views named for what they show, exports that
+scale their legend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage, QPainter
+
+from explorer.panels.common import EMPTY_HINT, log_ticks, settled_range
+from explorer.panels.curves import CurvesPanel
+from explorer.panels.kl_panel import KLPanel
+from explorer.panels.rd_plane import RateDistortionPanel
+from explorer.state import RunSession, RunsModel
+
+LONG_NAME = "run-2026-12-01T09-25-16.123456-beta1-mnist-latent10"
+
+
+def history(session: RunSession, n: int = 200, d: int = 4, kl_scale: float = 1.0,
+            transient: bool = True) -> None:
+    """A run whose first 20 logged steps have D of about 400 nats, then D settles in 90-120."""
+    rng = np.random.default_rng(0)
+    steps = (len(session.steps) + np.arange(n)) * 10.0
+    dist = 105 + rng.uniform(-15, 15, n)
+    rate = 20 + rng.uniform(-2, 2, n)
+    if transient:
+        dist[:20] = np.linspace(420, 130, 20)
+        rate[:20] = np.linspace(1, 18, 20)
+    kl = rng.uniform(1.2e-4, 5e-4, (n, d)) * kl_scale
+    session.extend_steps({"step": steps, "epoch": 1 + steps // 1000, "elbo": -(dist + rate),
+                          "distortion": dist, "rate": rate, "beta": np.ones(n), "kl_per_dim": kl})
+    e = np.arange(1, 3)
+    session.extend_epochs({"epoch": e, "step": e * 1000.0, "val_elbo": -(125.0 - e),
+                           "val_distortion": 105.0 - e, "val_rate": 20.0 + 0 * e,
+                           "activity_per_dim": np.full((2, d), 0.5)})
+
+
+@pytest.fixture
+def runs():
+    return RunsModel()
+
+
+def make(qtbot, cls, runs, size=(560, 420)):
+    panel = cls(runs)
+    qtbot.addWidget(panel)
+    panel.resize(*size)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.flush()
+    return panel
+
+
+# --------------------------------------------------------------------------- empty at launch
+def test_empty_plots_say_what_to_do_instead_of_showing_meaningless_axes(qtbot, runs):
+    rd, curves, kl = (make(qtbot, c, runs) for c in (RateDistortionPanel, CurvesPanel, KLPanel))
+    hints = [rd.empty_hint, curves.empty_hints["distortion"], kl.bar_hint]
+    for hint in hints:
+        assert hint.item.isVisible() and EMPTY_HINT in hint.item.toPlainText()
+        assert not hint.plot.getAxis("left").style["showValues"]
+        assert not hint.plot.getAxis("bottom").style["showValues"]
+        # Centred in its plot.
+        box = hint.plot.getViewBox().sceneBoundingRect()
+        centre = hint.item.sceneBoundingRect().center()
+        assert abs(centre.x() - box.center().x()) < 0.1 * box.width()
+        assert abs(centre.y() - box.center().y()) < 0.1 * box.height()
+    assert not kl.heat_hint.plot.getAxis("left").style["showValues"]
+    assert not kl.colour_bar.axis.style["showValues"] and not kl.threshold.isVisible()
+    s = runs.add(RunSession("r", source="file"))
+    history(s)
+    for panel in (rd, curves, kl):
+        panel.flush()
+    for hint in hints + [kl.heat_hint]:
+        assert not hint.item.isVisible()
+        assert hint.plot.getAxis("left").style["showValues"]
+    assert kl.colour_bar.axis.style["showValues"] and kl.threshold.isVisible()
+
+
+# --------------------------------------------------------------------------- settled ranges
+def test_settled_range_ignores_the_early_transient():
+    d = np.r_[np.linspace(420, 130, 20), np.full(180, 105.0), [98.0, 118.0]]
+    lo, hi = settled_range([d])
+    assert 95 <= lo <= 105 and 105 <= hi <= 125
+    assert settled_range([np.array([np.nan])]) is None
+
+
+def test_rd_plane_and_curves_range_on_the_settled_part_and_keep_a_users_zoom(qtbot, runs):
+    rd = make(qtbot, RateDistortionPanel, runs)
+    curves = make(qtbot, CurvesPanel, runs)
+    s = runs.add(RunSession("r", source="file"))
+    history(s)
+    rd.flush()
+    curves.flush()
+    (x0, x1), (y0, y1) = rd.plot.getViewBox().viewRange()
+    assert y0 <= 90 and 120 <= y1 < 160, (y0, y1)  # not 0-420: the settled region fills the view
+    assert x0 <= 18 and x1 < 30
+    _, (cy0, cy1) = curves.plots["distortion"].getViewBox().viewRange()
+    assert cy0 <= 90 and 120 <= cy1 < 160, (cy0, cy1)
+    # The transient is still drawn: zooming out shows it.
+    assert float(np.max(rd.run_items(s).train.getData()[1])) == pytest.approx(420)
+    # A zoom by the user stays when more data arrive; the "A" button brings the range back.
+    vb = rd.plot.getViewBox()
+    vb.scaleBy((4, 4))
+    vb.sigRangeChangedManually.emit([True, True])
+    zoomed = vb.viewRange()
+    history(s, transient=False)
+    rd.flush()
+    np.testing.assert_allclose(vb.viewRange(), zoomed)
+    rd.plot.autoBtn.clicked.emit(rd.plot.autoBtn)
+    (_, _), (y0, y1) = vb.viewRange()
+    assert y1 < 160
+
+
+# --------------------------------------------------------------------------- KL panel
+def _tick_texts(axis):
+    """The (rect, text) of the labels an axis draws, as it paints them."""
+    image = QImage(200, 400, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    if axis.style["tickFont"] is not None:
+        painter.setFont(axis.style["tickFont"])
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [(rect, text) for rect, _flags, text in specs[2]]
+
+
+def test_colour_bar_labels_do_not_overlap_when_values_span_less_than_a_decade(qtbot, runs):
+    kl = make(qtbot, KLPanel, runs, size=(560, 520))
+    s = runs.add(RunSession("r", source="file"))
+    history(s, kl_scale=1.0)  # KL 1.2e-4 to 5e-4 nats: levels from 1e-4 to under 10^-3.3
+    kl.flush()
+    lo, hi = kl._levels
+    assert hi - lo < 1
+    qtbot.wait(20)
+    for axis in (kl.colour_bar.axis, kl.bar_plot.getAxis("left")):
+        labels = _tick_texts(axis)
+        assert len(labels) >= 2, labels  # labels too wide for the narrow bar are not drawn at all
+        rects = sorted((r for r, _t in labels), key=lambda r: r.top())
+        for a, b in zip(rects, rects[1:]):
+            assert not a.intersects(b), [t for _r, t in labels]
+
+
+def test_log_ticks_are_few_and_round():
+    assert [t for _p, t in log_ticks(-4, 0)] == ["1e-4", "0.001", "0.01", "0.1", "1"]
+    ticks = log_ticks(-4, -3.3)
+    assert 2 <= len(ticks) <= 5
+    assert all(-4 <= p <= -3.3 for p, _t in ticks)
+
+
+def test_summary_wraps_instead_of_widening_the_panel(qtbot, runs):
+    kl = make(qtbot, KLPanel, runs, size=(420, 420))
+    s = runs.add(RunSession(LONG_NAME, source="file"))
+    history(s)
+    kl.flush()
+    assert LONG_NAME in kl.summary.text()
+    assert kl.summary.wordWrap()
+    text_width = kl.summary.fontMetrics().horizontalAdvance(kl.summary.text())
+    assert text_width > 420
+    assert kl.summary.minimumSizeHint().width() < text_width / 2
+    short = make(qtbot, KLPanel, RunsModel(), size=(420, 420))
+    assert kl.minimumSizeHint().width() <= short.minimumSizeHint().width()
+    qtbot.wait(50)  # the layout settles
+    assert kl.summary.width() <= kl.width()
+    assert kl.summary.height() >= 2 * kl.summary.fontMetrics().height() - 2  # wrapped: two lines
+
+
+def test_bar_plot_is_titled_for_what_it_shows(qtbot, runs):
+    kl = make(qtbot, KLPanel, runs)
+    s = runs.add(RunSession("r", source="file"))
+    history(s)
+    kl.flush()
+    assert kl.bar_plot.titleLabel.text.startswith("KL per latent dimension")
+    kl.show_combo.setCurrentIndex(kl.show_combo.findData("activity"))
+    assert kl.bar_plot.titleLabel.text.startswith("Activity")
+    assert "KL" not in kl.bar_plot.titleLabel.text
+
+
+# --------------------------------------------------------------------------- export
+def _ink_rows(image: QImage, rect) -> int:
+    """Rows of ``rect`` in ``image`` holding dark (text) pixels."""
+    g = image.convertToFormat(QImage.Format.Format_Grayscale8)
+    arr = np.frombuffer(g.constBits(), np.uint8).reshape(g.height(), g.bytesPerLine())[:, : g.width()]
+    x0, y0 = max(0, int(rect.left())), max(0, int(rect.top()))
+    x1, y1 = min(g.width(), int(rect.right()) + 1), min(g.height(), int(rect.bottom()) + 1)
+    return int((arr[y0:y1, x0:x1] < 100).any(axis=1).sum())
+
+
+def test_export_at_twice_the_size_scales_the_legend_too(qtbot, runs, tmp_path):
+    rd = make(qtbot, RateDistortionPanel, runs)
+    s = runs.add(RunSession(LONG_NAME, source="file"))
+    history(s)
+    rd.flush()
+    legend = rd.legend.sceneBoundingRect().translated(-rd.plot.sceneBoundingRect().topLeft())
+    rd.save_image(str(tmp_path / "x1.png"), scale=1.0)
+    rd.save_image(str(tmp_path / "x2.png"), scale=2.0)
+    one, two = QImage(str(tmp_path / "x1.png")), QImage(str(tmp_path / "x2.png"))
+    assert two.width() >= 2 * one.width() - 2
+    rows1 = _ink_rows(one, legend)
+    # The legend keeps its top-right corner; at twice the size it is twice as tall and wide.
+    from PySide6.QtCore import QRectF
+
+    big = QRectF(2 * legend.right() - 2 * legend.width(), 2 * legend.top(),
+                 2 * legend.width(), 2 * legend.height())
+    rows2 = _ink_rows(two, big)
+    assert rows1 > 3 and rows2 >= 1.6 * rows1, (rows1, rows2)
+    assert rd.legend.scale() == 1.0  # the window's legend is as it was
