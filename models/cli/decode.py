@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 
 from models.errors import ConfigError
-from models.io.atomic import replace_from, write_temp_beside
+from models.io.atomic import check_target, replace_from, write_temp_beside
 from models.latent.geometry import prior_samples, tile
 from models.io.onnx_runtime import OnnxDecoder
 
@@ -132,13 +132,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = T
     leaves an existing file as it was and no temporary file behind.
     """
     path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise ConfigError(f"{path}: directory {parent} does not exist")
-    if os.path.isdir(path):
-        raise ConfigError(f"{path}: is a directory")
-    if not overwrite and os.path.exists(path):
-        raise ConfigError(f"{path}: file exists (use --force to replace it)")
+    check_target(path, overwrite, ConfigError)
     replace_from(write_temp_beside(path, encode_png(image)), path)
 
 

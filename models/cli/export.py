@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         if os.path.exists(path) and not args.force:
             raise file_exists(path, ExportError)
 
-    from models.io.onnx_export import check_target, commit_exports, metadata_from_run, prepare_export
+    from models.io.onnx_export import check_target, commit_exports, prepare_export
+    from models.io.onnx_metadata import metadata_from_run
     from models.io.runfile import RunReader
 
     for path in targets:  # directory there and writable, name not too long: before the slow part

@@ -12,6 +12,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 
+from models.errors import LatentExplorerError, file_exists
+
 
 def temp_prefix(path: str) -> str:
     """A hidden temporary file's prefix beside ``path``; short enough that any file name the
@@ -60,3 +62,29 @@ def replace_from(tmp: str, path: str) -> None:
     """Rename the temporary file ``tmp`` over ``path``; on failure remove ``tmp``."""
     with _or_remove(tmp, path):
         os.replace(tmp, path)
+
+
+def _name_max(directory: str) -> int:
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+def check_target(path: str | os.PathLike, overwrite: bool, error: type[LatentExplorerError]) -> None:
+    """Raise ``error`` (one line) unless a file can be written at ``path``: its directory exists
+    and is writable, its name fits, it is not a directory, and it does not exist unless
+    ``overwrite``. Cheap, so callers check every target before slow work."""
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise error(f"{path}: directory {parent} does not exist")
+    if os.path.isdir(path):
+        raise error(f"{path}: is a directory")
+    if os.path.exists(path) and not overwrite:
+        raise file_exists(path, error)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise error(f"{path}: directory {parent} is not writable")
+    size, limit = len(os.fsencode(os.path.basename(path))), _name_max(parent)
+    if size > limit:
+        raise error(f"{path}: file name too long ({size} bytes; at most {limit} here)")

@@ -22,7 +22,6 @@ encodes the rows and returns a :class:`PairModel` with ``encode``, ``decode``,
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -21,6 +21,7 @@ import numpy as np
 
 from models.config import RunConfig
 from models.errors import RunFileError, file_exists, first_line
+from models.io.atomic import check_target
 from models.io.disk import check_free_space
 from models.io.liveness import file_replaced, refuse_live_writer
 from models.io.temp_files import remove_stale_temps
@@ -329,12 +330,6 @@ def check_run_target(path: str, force: bool) -> None:
     """RunFileError unless a run file may be written at ``path``: not a directory, its folder
     there, no file there unless ``force``, and never a file a live run writes (``--force`` does
     not replace it). Cheap: check before any slow work."""
-    if os.path.isdir(path):
-        raise RunFileError(f"{path}: is a directory, not a run file")
+    check_target(path, force, RunFileError)
     if os.path.exists(path):
-        if not force:
-            raise file_exists(path, RunFileError)
         refuse_live_writer(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise RunFileError(f"{path}: the folder {parent} does not exist")

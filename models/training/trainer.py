@@ -42,12 +42,10 @@ from models.training.events import (
     StepEvent,
 )
 from models.training.meter import StepMeter
+from models.training.validation import epoch_event, score_validation
 
 log = logging.getLogger(__name__)
 
-#: The z draws of the validation distortion use this seed at every evaluation.
-VAL_NOISE_SEED = 0
-EVAL_BATCH = 1000
 
 
 def prepare_run(config: RunConfig) -> tuple[Dataset, np.ndarray, np.ndarray]:
@@ -379,56 +377,22 @@ class Trainer:
         return f"training diverged at step {step} (epoch {epoch}): {what}; {kept}. Try again and {hint}"
 
     # ------------------------------------------------------------------ validation
-    @torch.no_grad()
     def _validate(self, epoch: int, t_epoch: float) -> EpochEvent | str:
         """The epoch's EpochEvent, or a divergence message when the validation set's encodings
         or distortion are not finite (the weights are then not worth keeping)."""
         from models.diagnostics import latent_summary, verdict
 
         assert self._val_dev is not None
-        model = self.model
-        model.eval()
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(VAL_NOISE_SEED)
-        dist_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        mus, lvs = [], []
-        for s in range(0, self.n_val, EVAL_BATCH):
-            terms = elbo_terms(model, self._val_dev[s : s + EVAL_BATCH].float(), generator=gen)
-            dist_sum += terms.distortion.double().sum()
-            mus.append(terms.mu)
-            lvs.append(terms.logvar)
-        model.train()
-        mu = torch.cat(mus).double().cpu().numpy()
-        lv = torch.cat(lvs).double().cpu().numpy()
-        distortion = float(dist_sum) / self.n_val + self._bin_nats
+        dist, mu, lv = score_validation(self.model, self._val_dev, self.device)
+        distortion = dist + self._bin_nats
         if not (math.isfinite(distortion) and np.isfinite(mu).all() and np.isfinite(lv).all()):
             what = "distortion was" if not math.isfinite(distortion) else "encodings were"
             return self._diverged(self._good_step, epoch, f"the validation {what} not finite")
         summary = latent_summary(mu, lv, rng=0)
-        rate = float(summary["rate"])
-        self._val_elbos.append(-(distortion + rate))
+        self._val_elbos.append(-(distortion + float(summary["rate"])))
         summary.update(val_elbos=list(self._val_elbos), data_std=self._val_spread)
-        tr = self.meter.epoch_means()
-        tr_rate = float(tr[1:].sum())
-        tr_dist = float(tr[0]) + self._bin_nats
-        return EpochEvent(
-            epoch=epoch,
-            step=self._good_step,
-            train_elbo=-(tr_dist + tr_rate),
-            train_distortion=tr_dist,
-            train_rate=tr_rate,
-            val_elbo=-(distortion + rate),
-            val_distortion=distortion,
-            val_rate=rate,
-            val_kl_per_dim=np.asarray(summary["kl_per_dim"], dtype=np.float64),
-            activity_per_dim=np.asarray(summary["activity_per_dim"], dtype=np.float64),
-            active_units=int(summary["active_units"]),
-            mutual_info=float(summary["mutual_info"]),
-            marginal_kl=float(summary["marginal_kl"]),
-            seconds=time.perf_counter() - t_epoch,
-            verdict=verdict(summary, self.config.objective, self.config.model),
-            collapsed_dims=list(summary["collapsed_dims"]),
-            mi_ceiling=float(summary["mi_ceiling"]),
-            mi_saturated=bool(summary["mi_saturated"]),
-            likelihood_kind=self.likelihood_kind.value,
+        return epoch_event(
+            epoch, self._good_step, self.meter.epoch_means(), self._bin_nats, distortion, summary,
+            verdict(summary, self.config.objective, self.config.model), self.likelihood_kind,
+            time.perf_counter() - t_epoch,
         )

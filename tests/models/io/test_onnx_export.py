@@ -15,12 +15,8 @@ import torch
 from models.io import onnx_export
 from models.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
 from models.errors import ExportError
-from models.io.onnx_export import (
-    OPSET,
-    export_decoder,
-    export_encoder,
-    metadata_from_run,
-)
+from models.io.onnx_export import OPSET, export_decoder, export_encoder
+from models.io.onnx_metadata import metadata_from_run, shareable_dataset_name
 from models.io.onnx_runtime import META_PREFIX, OnnxDecoder, OnnxEncoder
 from models.nn.vae import VAE
 
@@ -414,7 +410,7 @@ def test_metadata_names_an_hdf5_data_set_by_its_base_name(tmp_path) -> None:
     ],
 )
 def test_shareable_dataset_name(info, spec, want) -> None:
-    assert onnx_export.shareable_dataset_name(info, spec) == want
+    assert shareable_dataset_name(info, spec) == want
 
 
 def test_metadata_from_run_without_epochs_has_no_figures() -> None:

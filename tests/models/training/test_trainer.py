@@ -15,14 +15,13 @@ from models.errors import ConfigError, DataError, RunFileError
 from models.nn.objectives import elbo_terms, kl_weight
 from models.io.run_callback import RunFileCallback, start_run
 from models.io.runfile import RunReader
+from models.data import VAL_BINARIZE_SEED, bernoulli_bytes
 from models.training import (
-    VAL_BINARIZE_SEED,
     VAL_NOISE_SEED,
     EpochEvent,
     FinishedEvent,
     StepEvent,
     Trainer,
-    bernoulli_bytes,
     prepare_run,
 )
 
