@@ -119,4 +119,4 @@ def test_the_layers_contract_ignores_no_import() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     layers = [c for c in config["contracts"] if c["type"] == "layers"]
     assert layers and all(not c.get("ignore_imports") for c in layers)
-    assert layers[0]["layers"][:3] == ["models.cli", "models.io", "models.training"]
+    assert layers[0]["layers"][:4] == ["models.cli", "models.sweep", "models.io", "models.training"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from models.config import RunConfig
 from models.errors import LatentExplorerError
-from models.training.events import Event, FinishedEvent
+from models.training.events import EpochEvent, Event, FinishedEvent, StepEvent
 
 
 class Command(enum.StrEnum):
@@ -80,15 +80,18 @@ def train_one(
     control: Control,
     device: str | None = None,
 ) -> FinishedEvent:
-    """Train ``config`` into ``run_path`` (replacing a file there), sending every event to
-    ``on_event``. Always ends with exactly one FinishedEvent sent: the trainer's, or status
-    "error" with one line when the run could not start (bad data, an unusable device)."""
+    """Train ``config`` into ``run_path`` (replacing a file there), sending its step, epoch and
+    finished events to ``on_event`` (the start and checkpoint events carry the weights, which
+    the run file keeps: they do not cross to the driver). Always ends with exactly one
+    FinishedEvent sent: the trainer's, or status "error" with one line when the run could not
+    start (bad data, an unusable device)."""
     sent: list[FinishedEvent] = []
 
     def emit(ev: Event) -> None:
         if isinstance(ev, FinishedEvent):
             sent.append(ev)
-        on_event(ev)
+        if isinstance(ev, StepEvent | EpochEvent | FinishedEvent):
+            on_event(ev)
 
     try:
         from models.io.run_callback import start_run
