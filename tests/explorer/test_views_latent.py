@@ -11,7 +11,8 @@ import pytest
 from latent_helpers import export_vae_decoder
 from PySide6.QtGui import QImage, QPainter
 
-from explorer.latent.image_views import SampleView, StripView, TraversalView, save_png
+from explorer.latent.image_files import save_png
+from explorer.latent.image_views import SampleView, StripView, TraversalView
 from explorer.latent.model import LatentSpace
 from explorer.latent.widget import LatentExplorerWidget
 from models.io.onnx_runtime import OnnxDecoder
