@@ -30,23 +30,13 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor, QFontMetricsF, QPixmapCache
+from PySide6.QtGui import QAction, QFontMetricsF, QPixmapCache
 from PySide6.QtWidgets import QGraphicsItem, QMenu
 
+from .density import density_rgba
+from .map_items import PRIOR_COLOUR, AnchorItem, foreground, label_colour, point_size
 from .model import LatentSpace
 
-#: Colours of labels 0..9 (the widely used "tab10" qualitative palette); more labels cycle hues.
-LABEL_COLOURS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)  # fmt: skip
-PRIOR_COLOUR = (140, 140, 170, 150)
-CURRENT_PEN = "#d62728"
-
-
-def foreground() -> QColor:
-    """The plots' text colour (dark on the app's light background, light on a dark one)."""
-    return pg.mkColor(pg.getConfigOption("foreground"))
 #: Clicks within this many pixels of a point select it.
 CLICK_RADIUS_PX = 6.0
 #: With at least this many points in view the cloud is drawn as a density image.
@@ -61,66 +51,6 @@ DENSITY_RESCALE_IDLE = 1.15
 DENSITY_IDLE_MS = 120
 #: Opacity of one symbol (as the scatter's brushes).
 SYMBOL_ALPHA = 150
-
-
-def label_colour(k: int, n: int, alpha: int = 150) -> QColor:
-    if n <= len(LABEL_COLOURS):
-        c = QColor(LABEL_COLOURS[k])
-    else:
-        c = pg.intColor(k, hues=n)
-    c.setAlpha(alpha)
-    return c
-
-
-def point_size(n: int) -> int:
-    """Symbol size in pixels: smaller for bigger clouds, so dense regions still read."""
-    return 3 if n > 20_000 else 4 if n > 5_000 else 6
-
-
-class AnchorItem(pg.TargetItem):
-    """A draggable anchor; left-click or drag start makes it current, right-click asks for a menu."""
-
-    sigSelected = Signal(object)
-    sigMenuRequested = Signal(object, object)  # (item, screen position)
-
-    def __init__(self, index: int, pos: tuple[float, float]) -> None:
-        fg = foreground()
-        super().__init__(
-            pos=pos,
-            size=16,
-            symbol="o",
-            pen=pg.mkPen(fg, width=2),
-            hoverPen=pg.mkPen(CURRENT_PEN, width=4),
-            brush=(255, 255, 255, 110),
-            hoverBrush=(255, 255, 255, 170),
-            label=f"A{index + 1}",
-            labelOpts={"color": fg, "offset": (10, -10)},
-        )
-        self.index = index
-        self.setZValue(20)
-
-    def set_current(self, current: bool) -> None:
-        colour = pg.mkColor(CURRENT_PEN) if current else foreground()
-        self.setPen(pg.mkPen(colour, width=3 if current else 2))
-        label = self.label()
-        if label is not None:
-            label.setColor(colour)
-
-    def mouseDragEvent(self, ev) -> None:
-        if ev.isStart() and ev.button() == Qt.MouseButton.LeftButton:
-            self.sigSelected.emit(self)
-        super().mouseDragEvent(ev)
-
-    def mouseClickEvent(self, ev) -> None:
-        if self.moving:
-            super().mouseClickEvent(ev)
-            return
-        if ev.button() == Qt.MouseButton.LeftButton:
-            ev.accept()
-            self.sigSelected.emit(self)
-        elif ev.button() == Qt.MouseButton.RightButton:
-            ev.accept()
-            self.sigMenuRequested.emit(self, ev.screenPos())
 
 
 class LatentMapView(pg.PlotWidget):
@@ -291,29 +221,9 @@ class LatentMapView(pg.PlotWidget):
 
     def _bin_density(self, x0: float, y0: float, bw: float, bh: float, nx: int, ny: int) -> None:
         """The density image of the points over nx x ny bins of bw x bh from (x0, y0)."""
-        pts = self.space.points
-        ix = np.floor((pts[:, 0] - x0) * (1.0 / bw)).astype(np.intp)
-        iy = np.floor((pts[:, 1] - y0) * (1.0 / bh)).astype(np.intp)
-        ok = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-        flat = (iy * nx + ix)[ok]
-        size = nx * ny
-        count = np.bincount(flat, minlength=size)
-        colours = self._colours
-        rgba = np.zeros((size, 4), np.uint8)
-        if self._point_labels is None or len(colours) == 1:
-            rgb = np.broadcast_to((colours[0] * 255.0).astype(np.uint8), (size, 3))
-            rgba[:, :3] = rgb
-        else:
-            labels = self._point_labels[ok]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                inv = np.where(count > 0, 255.0 / np.maximum(count, 1), 0.0)
-            for c in range(3):
-                total = np.bincount(flat, weights=colours[labels, c], minlength=size)
-                rgba[:, c] = (total * inv).astype(np.uint8)
-        # As opaque as that many symbols over one another: 1 - (1 - a)^count.
-        table = (255.0 * (1.0 - (1.0 - SYMBOL_ALPHA / 255.0) ** np.arange(64)) + 0.5).astype(np.uint8)
-        rgba[:, 3] = table[np.minimum(count, 63)]
-        self.density.setImage(rgba.reshape(ny, nx, 4), autoLevels=False, levels=None)
+        rgba = density_rgba(self.space.points, self._point_labels, self._colours,
+                            (x0, y0, bw, bh, nx, ny), SYMBOL_ALPHA)
+        self.density.setImage(rgba, autoLevels=False, levels=None)
         self.density.setRect(pg.QtCore.QRectF(x0, y0, nx * bw, ny * bh))
         self._density_key = (x0, y0, bw, bh, nx, ny)
         self.density_bins += 1

@@ -9,8 +9,10 @@ from latent_helpers import export_vae_decoder
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
+import explorer.latent.map_items as map_items
 import explorer.latent.map_view as map_view
-from explorer.latent.map_view import LatentMapView, label_colour
+from explorer.latent.map_items import label_colour
+from explorer.latent.map_view import LatentMapView
 from explorer.latent.model import LatentSpace
 from models.io.onnx_runtime import OnnxDecoder
 
@@ -83,7 +85,7 @@ def test_panning_and_small_zooms_reuse_the_image(qtbot, map_):
     assert map_.density_bins == bins  # coarser while zooming...
     qtbot.waitUntil(lambda: map_.density_bins > bins, timeout=2000)  # ...crisp once at rest
     key = map_._density_key
-    size = map_view.point_size(len(map_.space.points))
+    size = map_items.point_size(len(map_.space.points))
     assert key[2] == pytest.approx(vb.viewPixelSize()[0] * size, rel=0.05)  # a symbol's size again
 
 
