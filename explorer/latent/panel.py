@@ -160,6 +160,16 @@ class LatentExplorerPanel(QWidget):
         if path:
             self.open_decoder(path)
 
+    def show_decoder(self, decoder: Any, path: str | None, text: str) -> LatentSpace:
+        """Explore a decoder object another part of the app gives (an opened ONNX pair:
+        ``explorer.open_model``), instead of the run shown; returns its space for encodings."""
+        self.cancel()
+        self.run_path = None
+        self._loaded_key = None
+        self.set_decoder(decoder, path)
+        self.source_label.setText(text)
+        return self.space
+
     def set_decoder(self, decoder: Any, path: str | None = None) -> LatentExplorerWidget:
         """Explore ``decoder`` (replacing what was shown); returns the new explorer."""
         old = self.explorer

@@ -46,6 +46,7 @@ from models.latent.stats import collapsed_from_activity
 
 from ..actions import keys_text
 from ..state import RunSession, RunsModel
+from ..state.external import ModelSession
 
 ROWS = (
     ("epoch", "Epoch"),
@@ -110,6 +111,8 @@ class DiagnosisPanel(QWidget):
     """Per-epoch and on-demand diagnosis of the current run of a :class:`RunsModel`."""
 
     diagnoseRequested = Signal(int, int)  # importance samples K, validation samples (0 = all)
+    #: the same for an opened model (``ModelSession``): it is diagnosed from its ONNX pair
+    modelDiagnoseRequested = Signal(object, int, int)
     cancelRequested = Signal()
 
     def __init__(self, runs: RunsModel, parent: QWidget | None = None) -> None:
@@ -190,7 +193,10 @@ class DiagnosisPanel(QWidget):
 
     def request(self) -> None:
         """Ask for a full diagnosis with the K and sample count in the panel."""
-        self.diagnoseRequested.emit(self.iw_spin.value(), self.n_spin.value())
+        if isinstance(self.session, ModelSession):
+            self.modelDiagnoseRequested.emit(self.session, self.iw_spin.value(), self.n_spin.value())
+        else:
+            self.diagnoseRequested.emit(self.iw_spin.value(), self.n_spin.value())
 
     def show_diagnosis(self, d: dict | None) -> None:
         if d is None:
@@ -236,9 +242,13 @@ class DiagnosisPanel(QWidget):
             shown = ", ".join(str(i) for i in collapsed[:24])
             self.values["collapsed_dims"].setText(shown + (" …" if len(collapsed) > 24 else ""))
         self.verdict.setText(d.get("verdict") or "No verdict yet.")
-        if d.get("source") == "diagnose":
+        if d.get("source") == "model":
+            self.source.setText(f"One pass over {d.get('description', 'the data')} (one draw of z "
+                                "per row): Diagnose now for the IWAE bound and the ELBO gap.")
+        elif d.get("source") == "diagnose":
             n = d.get("n_samples")
-            self.source.setText(f"Full diagnosis on {n:,} validation samples." if n else "Full diagnosis.")
+            rows = "rows" if isinstance(self.session, ModelSession) else "validation samples"
+            self.source.setText(f"Full diagnosis on {n:,} {rows}." if n else "Full diagnosis.")
         else:
             extra = ""
             if "elbo_gap" in d:
