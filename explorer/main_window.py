@@ -179,6 +179,9 @@ class MainWindow(FileActions, QMainWindow):
         from .open_model import install as install_open_model  # File > Open model… (ONNX pairs)
 
         self.model_opener = install_open_model(self)
+        from .recover import RecoverOffer  # interrupted runs: Recover / Open as is
+
+        self.recover_offer = RecoverOffer(self)
         self._default_state = self.saveState(SETTINGS_VERSION)
 
     def _default_layout(self) -> None:
@@ -391,5 +394,6 @@ class MainWindow(FileActions, QMainWindow):
             self.controller.shutdown()
         self.latent_panel.shutdown()
         self.model_opener.shutdown()
+        self.recover_offer.shutdown()
         self.save_settings()
         event.accept()
