@@ -117,3 +117,51 @@ def test_a_bad_link_in_recent_files_gives_one_dialog(window, tmp_path, errors):
     link.write_text("{not json")
     assert window.open_path(str(link)) is False
     assert len(errors) == 1 and "model link" in errors[0]
+
+
+@pytest.fixture(scope="module")
+def exported_pair(finished_run, tmp_path_factory):
+    """The finished run's encoder and decoder, written by ``latent-explorer export``."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("exported")
+    enc, dec = folder / "finished-encoder.onnx", folder / "finished-decoder.onnx"
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run([sys.executable, os.path.join(repo, "main.py"), "export", finished_run,
+                    "--decoder", str(dec), "--encoder", str(enc)], check=True, timeout=300,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True)
+    return str(enc), str(dec)
+
+
+@pytest.mark.parametrize("given", ["encoder", "decoder"])
+def test_a_pair_we_exported_opens_from_either_file(window, qtbot, exported_pair, tiny_h5, given,
+                                                    errors):
+    enc, dec = exported_pair
+    request = ModelRequest(enc if given == "encoder" else None, dec if given == "decoder" else None,
+                           f"{tiny_h5}:images")
+    s = _open(window, qtbot, request)
+    assert {s.model.pair.encoder_path, s.model.pair.decoder_path} == {enc, dec}
+    assert s.model.pair.ours and s.latent_dim == 3 and errors == []
+
+
+def test_the_dialog_makes_the_request(qtbot, tmp_path, tiny_h5):
+    from explorer.open_model_dialog import OpenModelDialog
+
+    d = OpenModelDialog()
+    qtbot.addWidget(d)
+    ok = d.buttons.button(d.buttons.StandardButton.Open)
+    assert not ok.isEnabled()
+    d.decoder.setText(str(tmp_path / "dec.onnx"))
+    d.data.setEditText(f"{tiny_h5}:images")
+    assert ok.isEnabled()
+    d.likelihood.setCurrentIndex(d.likelihood.findData("gaussian"))
+    d.obs_std.setValue(0.1)
+    d.rows.setValue(0)
+    r = d.request()
+    assert r == ModelRequest(None, str(tmp_path / "dec.onnx"), f"{tiny_h5}:images",
+                             likelihood="gaussian", obs_std=0.1, max_samples=None)
+    d2 = OpenModelDialog(previous=r)
+    qtbot.addWidget(d2)
+    assert d2.request() == r
+    d.data.setEditText("shapes:32")
+    assert d.request().data == "shapes:32"
