@@ -39,6 +39,7 @@ class ModelOpener(QObject):
         self._request: ModelRequest | None = None
         self._diagnosis: Task | None = None
         self._diag_session: ModelSession | None = None
+        self._pending: ModelSession | None = None  # to show when the explorer comes on screen
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(200)
         self.progress.setFormat("opening model %p%")
@@ -157,24 +158,35 @@ class ModelOpener(QObject):
 
     # ------------------------------------------------------------------ the latent explorer
     def show_in_explorer(self, session: ModelSession, opened: OpenedModel | None = None) -> None:
-        """Put the model's decoder and encoded rows on the latent explorer's map."""
+        """Put the model's decoder and encoded rows on the latent explorer's map, once the
+        explorer is on screen (as the explorer does for runs: nothing is laid out unseen)."""
         panel = getattr(self.window, "latent_panel", None)
-        if panel is None:
+        if panel is None or getattr(panel.space, "decoder", None) is session.decoder:
             return
+        if not panel.on_screen:
+            self._pending = session
+            return
+        self._pending = None
         m = session.model
+        name = os.path.basename(session.request.encoder or session.request.decoder or "")
         space = panel.show_decoder(session.decoder, session.decoder.path,
-                                   f"Model {session.request.title}: "
-                                   f"{opened.description if opened else m.source}")
+                                   f"Model {name}: {len(m.x):,} rows encoded")
+        panel.source_label.setToolTip(f"{session.request.title}: {m.source}")
         space.set_encodings(m.mu, m.logvar, labels=m.labels,
                             label_names=m.dataset.label_names if m.labels is not None else None,
                             samples=m.x)
 
     @Slot(object)
     def current_changed(self, session: Any) -> None:
-        panel = getattr(self.window, "latent_panel", None)
-        if isinstance(session, ModelSession) and panel is not None \
-                and getattr(panel.space, "decoder", None) is not session.decoder:
+        self._pending = None
+        if isinstance(session, ModelSession):
             self.show_in_explorer(session)
+
+    @Slot(bool)
+    def explorer_visible(self, visible: bool) -> None:
+        pending = self._pending
+        if visible and pending is not None and pending is self.window.runs.current:
+            self.show_in_explorer(pending)
 
     # ------------------------------------------------------------------ Diagnose now
     @Slot(object, int, int)
@@ -236,4 +248,7 @@ def install(window: Any) -> ModelOpener:
     panel.modelDiagnoseRequested.connect(opener.diagnose)
     panel.cancelRequested.connect(opener.cancel_diagnosis)
     window.runs.currentChanged.connect(opener.current_changed)
+    dock = getattr(getattr(window, "latent_panel", None), "dock", None)
+    if dock is not None:
+        dock.visibilityChanged.connect(opener.explorer_visible)
     return opener

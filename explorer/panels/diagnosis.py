@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -164,13 +165,23 @@ class DiagnosisPanel(QWidget):
         controls.addWidget(self.button, 1)
         controls.addWidget(self.cancel_button)
 
+        # The figures scroll when the dock is short; the controls stay in view below them.
+        body = QWidget()
+        inner = QVBoxLayout(body)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addWidget(self.verdict)
+        inner.addLayout(form)
+        inner.addWidget(self.source)
+        inner.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(body)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(self.verdict)
-        layout.addLayout(form)
-        layout.addWidget(self.source)
+        layout.addWidget(self.scroll, 1)
         layout.addLayout(controls)
-        layout.addStretch(1)
 
         runs.currentChanged.connect(self.set_session)
         self.set_session(runs.current)

@@ -53,9 +53,13 @@ def test_an_opened_pair_shows_its_engine_figures(window, qtbot, pair, tiny_h5, e
     assert f"log N = {ref['mi_ceiling']:.2f}" in diag.values["mutual_info"].text()
     assert "Diagnose now" in diag.values["elbo_gap"].text()
     assert diag.values["likelihood_kind"].text().startswith("discrete")
-    # the latent explorer: the encoded rows, their labels, decoded by the pair
-    space = window.latent_panel.space
-    assert space.decoder is s.decoder and space.has_encodings
+    # the latent explorer (once on screen): the encoded rows, their labels, decoded by the pair
+    panel = window.latent_panel
+    assert getattr(panel.space, "decoder", None) is not s.decoder  # nothing laid out unseen
+    panel.dock.raise_()
+    qtbot.waitUntil(lambda: getattr(panel.space, "decoder", None) is s.decoder, timeout=5000)
+    space = panel.space
+    assert space.has_encodings
     np.testing.assert_allclose(space.latents, s.model.mu.astype(np.float32), rtol=1e-6)
     assert space.labels is not None and len(space.labels) == 200
     img = s.decoder.decode_uint8(s.model.mu[:2])
