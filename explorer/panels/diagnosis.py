@@ -220,7 +220,10 @@ class DiagnosisPanel(QWidget):
         kl = d.get("kl_per_dim")
         n_dims = len(kl) if kl else (len(d["activity_per_dim"]) if d.get("activity_per_dim") else None)
         au = d.get("active_units")
-        self.values["epoch"].setText("–" if d.get("epoch") is None else str(d["epoch"]))
+        if isinstance(self.session, ModelSession):
+            self.values["epoch"].setText("– (trained elsewhere)")
+        else:
+            self.values["epoch"].setText("–" if d.get("epoch") is None else str(d["epoch"]))
         self.values["active_units"].setText(
             "–" if au is None else (f"{au} of {n_dims}" if n_dims else str(au)))
         rate = d.get("rate")

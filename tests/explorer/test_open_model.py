@@ -53,6 +53,7 @@ def test_an_opened_pair_shows_its_engine_figures(window, qtbot, pair, tiny_h5, e
     assert f"log N = {ref['mi_ceiling']:.2f}" in diag.values["mutual_info"].text()
     assert "Diagnose now" in diag.values["elbo_gap"].text()
     assert diag.values["likelihood_kind"].text().startswith("discrete")
+    assert "elsewhere" in diag.values["epoch"].text()
     # the latent explorer (once on screen): the encoded rows, their labels, decoded by the pair
     panel = window.latent_panel
     assert getattr(panel.space, "decoder", None) is not s.decoder  # nothing laid out unseen
