@@ -29,11 +29,11 @@ RECOVER, AS_IS = "recover", "as is"
 def is_interrupted(path: str) -> bool:
     """Whether ``path`` is a run file still marked running whose writer is gone. Anything that
     does not open as a run file is not: opening it reports what is wrong."""
+    if not path.lower().endswith(RUN_SUFFIXES) or not os.path.isfile(path):
+        return False  # nothing imported: a decoder opens without torch
     from models.io.runfile import RunReader
     from models.training.events import RunStatus
 
-    if not path.lower().endswith(RUN_SUFFIXES) or not os.path.isfile(path):
-        return False
     try:
         with RunReader(path) as reader:
             return reader.effective_status() is RunStatus.INTERRUPTED
