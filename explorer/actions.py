@@ -34,6 +34,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_data", "Open &data set…", ("Ctrl+Shift+O",), "Use an HDF5 file as training data"),
     ActionSpec("open_decoder", "Open ONNX &decoder…", ("Ctrl+Shift+D",),
                "Explore a decoder someone shared (no training data or torch needed)"),
+    ActionSpec("open_model", "Open &model…", ("Ctrl+Shift+M",),
+               "Diagnose and explore a VAE trained elsewhere: an ONNX encoder and decoder on a data set"),
     ActionSpec("export", "&Export decoder to ONNX…", ("Ctrl+E",),
                "Export the current run's decoder for sharing"),
     ActionSpec("cancel_export", "Cancel e&xport", (), "Stop the export in progress; nothing is written"),
@@ -63,7 +65,7 @@ SPECS: dict[str, ActionSpec] = {spec.key: spec for spec in ACTIONS}
 #: Menus by attribute name (``file_menu``...), title and content: action keys, ``None`` for a
 #: separator, ``"@recent"`` for the recent files. The View menu's dock toggles come first.
 MENUS: tuple[tuple[str, str, tuple[str | None, ...]], ...] = (
-    ("file", "&File", ("new", "open", "open_data", "open_decoder", "@recent", None, "export",
+    ("file", "&File", ("new", "open", "open_data", "open_decoder", "open_model", "@recent", None, "export",
                        "cancel_export", "save_plot", None, "quit")),
     ("run", "&Run", ("start", "pause", "stop", None, "diagnose", "cancel_diagnosis", None,
                      "use_config", "prev_run", "next_run", "close_run")),

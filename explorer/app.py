@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow()
     window.show()
-    for path in args.files:
-        window.open_path(path)
+    window.open_paths(args.files)  # interrupted runs among them: one recovery dialog
 
     quit_after = args.quit_after
     if quit_after is None and os.environ.get(QUIT_ENV):

@@ -78,7 +78,15 @@ class FileActions:
             return self.open_dataset(path)
         return self.open_run(path)
 
+    def open_paths(self, paths: list[str]) -> None:
+        """Open several files (dropped, or named on the command line); the interrupted runs
+        among them are offered recovery in one dialog (``explorer.recover``)."""
+        for path in self.recover_offer.take(paths):
+            self.open_path(path)
+
     def open_run(self, path: str) -> bool:
+        if not self.recover_offer.take([path]):  # interrupted: the offer asks, then opens it
+            return True
         session = self.controller.open_run(path)
         if session is None:
             return False
@@ -198,5 +206,4 @@ class FileActions:
     def dropEvent(self, event) -> None:  # noqa: N802 (Qt)
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         event.acceptProposedAction()
-        for path in paths:
-            self.open_path(path)
+        self.open_paths(paths)

@@ -176,6 +176,12 @@ class MainWindow(FileActions, QMainWindow):
         from .latent.panel import install as install_latent_explorer  # its dock, menu, .onnx files
 
         self.latent_panel = install_latent_explorer(self)  # tabbed with the rate-distortion plane
+        from .open_model import install as install_open_model  # File > Open model… (ONNX pairs)
+
+        self.model_opener = install_open_model(self)
+        from .recover import RecoverOffer  # interrupted runs: Recover / Open as is
+
+        self.recover_offer = RecoverOffer(self)
         self._default_state = self.saveState(SETTINGS_VERSION)
 
     def _default_layout(self) -> None:
@@ -387,5 +393,7 @@ class MainWindow(FileActions, QMainWindow):
         else:
             self.controller.shutdown()
         self.latent_panel.shutdown()
+        self.model_opener.shutdown()
+        self.recover_offer.shutdown()
         self.save_settings()
         event.accept()

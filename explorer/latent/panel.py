@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStackedLayout,
     QVBoxLayout,
     QWidget,
@@ -89,6 +90,8 @@ class LatentExplorerPanel(QWidget):
 
         self.source_label = QLabel("No decoder")
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long line (an error naming a file) must not widen the dock, and the window with it.
+        self.source_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.progress.setFormat("encoding %v / %m")
@@ -159,6 +162,16 @@ class LatentExplorerPanel(QWidget):
         )
         if path:
             self.open_decoder(path)
+
+    def show_decoder(self, decoder: Any, path: str | None, text: str) -> LatentSpace:
+        """Explore a decoder object another part of the app gives (an opened ONNX pair:
+        ``explorer.open_model``), instead of the run shown; returns its space for encodings."""
+        self.cancel()
+        self.run_path = None
+        self._loaded_key = None
+        self.set_decoder(decoder, path)
+        self.source_label.setText(text)
+        return self.space
 
     def set_decoder(self, decoder: Any, path: str | None = None) -> LatentExplorerWidget:
         """Explore ``decoder`` (replacing what was shown); returns the new explorer."""
