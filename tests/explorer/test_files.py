@@ -117,7 +117,8 @@ def test_a_watched_run_whose_writer_is_killed_is_marked_interrupted(window, tiny
         proc.wait()
         qtbot.waitUntil(lambda: session.status == "interrupted", timeout=10_000)
         assert f"pid {proc.pid}" in session.message
-        assert window.controller.watcher_for(session) is None  # watching ended
+        # watching ends once the follow task has been released (a slot after its last signal)
+        qtbot.waitUntil(lambda: window.controller.watcher_for(session) is None, timeout=10_000)
     finally:
         if proc.poll() is None:
             proc.kill()
