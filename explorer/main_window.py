@@ -46,6 +46,7 @@ from .panels.rd_plane import RateDistortionPanel
 from .panels.training import TrainingPanel
 from .settings import SETTINGS_VERSION, SettingsKeeper, runs_folder
 from .state import RunSession, RunsModel, TrainingState
+from .widgets import ElidedLabel, scrolling
 
 __all__ = ["RUN_SUFFIXES", "MainWindow", "classify_file", "runs_folder"]
 
@@ -151,7 +152,8 @@ class MainWindow(FileActions, QMainWindow):
         """
         dock = QDockWidget(title, self)
         dock.setObjectName(object_name or "dock." + "".join(c for c in title.lower() if c.isalnum()))
-        dock.setWidget(widget)
+        dock.content = widget
+        dock.setWidget(scrolling(widget))  # smaller than its content: it scrolls, never cut
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -173,7 +175,7 @@ class MainWindow(FileActions, QMainWindow):
         self.kl_dock = self.add_dock(self.kl_panel, "KL per dimension", B, "dock.kl")
         self.diagnosis_dock = self.add_dock(self.diagnosis_panel, "Diagnosis", B, "dock.diagnosis")
         self._default_layout()
-        from .latent.panel import install as install_latent_explorer  # its dock, menu, .onnx files
+        from .latent.dock import install as install_latent_explorer  # its dock, menu, .onnx files
 
         self.latent_panel = install_latent_explorer(self)  # tabbed with the rate-distortion plane
         self._default_state = self.saveState(SETTINGS_VERSION)
@@ -213,10 +215,10 @@ class MainWindow(FileActions, QMainWindow):
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
-        self.run_file_label = QLabel("")
-        self.run_file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Elided and capped: a temporary message is drawn in the room permanent widgets leave.
+        self.run_file_label = ElidedLabel("", max_width=420)
         self.state_label = QLabel(TrainingState.IDLE)
-        sb.addPermanentWidget(self.run_file_label, 1)
+        sb.addPermanentWidget(self.run_file_label)
         sb.addPermanentWidget(self.state_label)
         sb.showMessage(f"Ready: press Start ({keys_text('start')}) to train on MNIST, or open a run "
                        f"({keys_text('open')}).")
@@ -324,7 +326,7 @@ class MainWindow(FileActions, QMainWindow):
         else:
             self.training_panel.set_session(session)
         self._sync_combo()
-        self.run_file_label.setText(f"Run file: {session.path}" if session and session.path else "")
+        self.run_file_label.setFullText(f"Run file: {session.path}" if session and session.path else "")
         self._update_actions()
         self.currentSessionChanged.emit(session)
 
