@@ -69,6 +69,7 @@ class MainWindow(FileActions, QMainWindow):
         self._file_handlers = []
         self._active_plot: PlotPanel | None = None
         self._sized = False
+        self._quit_when_idle = False
 
         self.runs = RunsModel(self)
         self.controller = RunController(self.runs, runs_folder(), self, torch_threads=torch_threads)
@@ -253,7 +254,7 @@ class MainWindow(FileActions, QMainWindow):
 
     def show_error(self, message: str) -> None:
         """One dialog with one clear message (``explorer.dialogs.show_error``)."""
-        self.statusBar().showMessage(str(message).splitlines()[0] if message else "", 10000)
+        self.statusBar().showMessage(dialogs.user_message(message)[0] if message else "", 10000)
         dialogs.show_error(self, message)
 
     # ================================================================== run actions
@@ -306,6 +307,8 @@ class MainWindow(FileActions, QMainWindow):
         self.training_panel.set_state(state)
         self.state_label.setText(state)
         self._update_actions()
+        if state is TrainingState.IDLE and self._quit_when_idle:
+            QTimer.singleShot(0, self.close)  # "Keep training" was chosen at quit
 
     def _update_actions(self) -> None:
         c = self.controller
@@ -378,7 +381,21 @@ class MainWindow(FileActions, QMainWindow):
             "Every figure is per data sample, in nats.")
 
     # ================================================================== close
+    def _ask_before_quit(self, event) -> bool:
+        """Quit during a run: Stop and quit (True), Keep training (closes when it ends), Cancel."""
+        session = self.controller.training_session
+        choice = dialogs.ask_quit_while_training(self, session.name if session else "A run")
+        if choice is dialogs.QuitChoice.STOP_AND_QUIT:
+            return True
+        event.ignore()
+        if choice is dialogs.QuitChoice.KEEP_TRAINING:
+            self._quit_when_idle = True
+            self.statusBar().showMessage("Latent Explorer will quit when the run ends.")
+        return False
+
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        if self.controller.is_training and not self._ask_before_quit(event):
+            return
         if self.controller.is_training:
             self.statusBar().showMessage("Stopping training and closing the run file …")
             QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
