@@ -43,6 +43,7 @@ from .panels.curves import CurvesPanel
 from .panels.diagnosis import DiagnosisPanel
 from .panels.kl_panel import KLPanel
 from .panels.rd_plane import RateDistortionPanel
+from .panels.samples import SamplesPanel
 from .panels.training import TrainingPanel
 from .settings import SETTINGS_VERSION, SettingsKeeper, runs_folder
 from .state import RunSession, RunsModel, TrainingState
@@ -179,6 +180,8 @@ class MainWindow(FileActions, QMainWindow):
         from .latent.dock import install as install_latent_explorer  # its dock, menu, .onnx files
 
         self.latent_panel = install_latent_explorer(self)  # tabbed with the rate-distortion plane
+        self.samples_panel = SamplesPanel(self.runs)
+        self.samples_dock = self.samples_panel.install(self)  # tabbed with the curves
         self._default_state = self.saveState(SETTINGS_VERSION)
 
     def _default_layout(self) -> None:
@@ -406,5 +409,6 @@ class MainWindow(FileActions, QMainWindow):
         else:
             self.controller.shutdown()
         self.latent_panel.shutdown()
+        self.samples_panel.shutdown()
         self.save_settings()
         event.accept()
