@@ -284,3 +284,32 @@ def test_the_samples_panel_shows_reconstructions_and_prior_samples(qtbot, two_ru
     np.testing.assert_array_equal(panel.shown.originals, first_images.originals)
     np.testing.assert_array_equal(panel.shown.prior, first_images.prior)
     panel.shutdown()
+
+
+# --------------------------------------------------------------------------- run-file reads
+def test_a_long_run_file_is_read_off_the_gui_thread(window, finished_run, qtbot, monkeypatch, errors):
+    import threading
+
+    import explorer.jobs.follow as follow
+    import explorer.watcher as watcher
+    from models.io.runfile import RunReader
+
+    monkeypatch.setattr(watcher, "INLINE_ROWS", 0)  # every file counts as long
+    on_gui_thread = []
+    real = follow.read_rows
+
+    def spy(*args, **kwargs):
+        on_gui_thread.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(follow, "read_rows", spy)
+    monkeypatch.setattr(watcher, "read_rows", spy)
+    assert window.open_path(finished_run)
+    session = window.runs.current
+    assert len(session.steps) == 0 and session.config is not None  # described at once
+    qtbot.waitUntil(lambda: window.controller.watcher_for(session) is None, timeout=30_000)
+    with RunReader(finished_run) as reader:
+        assert len(session.steps) == reader.n_steps and len(session.epochs) == reader.n_epochs
+    assert session.status is RunStatus.FINISHED
+    assert on_gui_thread == [False]
+    assert errors == []
