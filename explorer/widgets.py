@@ -54,6 +54,49 @@ class ElidedLabel(QLabel):
             super().setText(shown)
 
 
+def needed_size(widget: QWidget, width: int | None = None) -> QSize:
+    """The least size ``widget`` can be drawn in without cutting or overlapping its content:
+    its minimum size hint, taller where word-wrapped text needs more height at ``width``
+    (default: its width now)."""
+    need = widget.minimumSizeHint().expandedTo(widget.minimumSize())
+    layout = widget.layout()
+    if layout is not None and layout.hasHeightForWidth():
+        w = max(need.width(), widget.width() if width is None else width)
+        need.setHeight(max(need.height(), layout.minimumHeightForWidth(w)))
+    return need
+
+
+class _Holder(QWidget):
+    """Holds one widget at its own size, with no layout: a scroll area then sizes it by its
+    minimum size alone. (Through a layout, a word-wrapped label or a plot's height-for-width
+    made the scroll area give the content its preferred height, and scroll at any size.)"""
+
+    def __init__(self, child: QWidget) -> None:
+        super().__init__()
+        self.child = child
+        child.setParent(self)
+        child.installEventFilter(self)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt)
+        return needed_size(self.child, self.width())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt)
+        return self.child.sizeHint()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        super().resizeEvent(event)
+        self.child.setGeometry(self.rect())
+        if event.oldSize().width() != event.size().width():
+            self.updateGeometry()  # wrapped text may need another height at this width
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt)
+        from PySide6.QtCore import QEvent
+
+        if obj is self.child and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # its minimum may have changed: the scroll area looks again
+        return False
+
+
 def scrolling(widget: QWidget) -> QScrollArea:
     """``widget`` in a scroll area that resizes it: it fills the area down to its own minimum
     size, and scrolls below that."""
@@ -61,7 +104,7 @@ def scrolling(widget: QWidget) -> QScrollArea:
     area.setObjectName("scroll." + (widget.objectName() or type(widget).__name__))
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setWidgetResizable(True)
-    area.setWidget(widget)
+    area.setWidget(_Holder(widget))
     area.setMinimumSize(120, 80)
     return area
 

@@ -47,6 +47,8 @@ class SamplesPanel(QWidget):
         header.addWidget(self.refresh_button)
 
         self.recon_view = ImagePlot("Validation images and their reconstructions", axes=True)
+        self.recon_view.set_title(["Validation images and their reconstructions",
+                                   "Data and reconstructions", "Reconstructions"])
         self.recon_view.plot.showAxis("bottom", False)  # rows are named on the left
         self.prior_view = ImagePlot("Samples from the prior (fixed draws)")
         views = QWidget()
