@@ -174,6 +174,9 @@ class MainWindow(FileActions, QMainWindow):
         self.training_dock = self.add_dock(self.training_panel, "Training", L, "dock.training")
         self.rd_dock = self.add_dock(self.rd_panel, "Rate–distortion plane", R, "dock.rd")
         self.curves_dock = self.add_dock(self.curves_panel, "Curves", R, "dock.curves")
+        # Three stacked plots need this much height for tick labels that do not pile up; a
+        # shorter dock scrolls (widgets.scrolling).
+        self.curves_panel.setMinimumHeight(330)
         self.kl_dock = self.add_dock(self.kl_panel, "KL per dimension", B, "dock.kl")
         self.diagnosis_dock = self.add_dock(self.diagnosis_panel, "Diagnosis", B, "dock.diagnosis")
         self._default_layout()

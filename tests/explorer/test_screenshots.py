@@ -120,7 +120,7 @@ def test_the_window_fits_each_screen_and_nothing_is_cut(window, finished_run, tm
         window.resize(width, height - 60)
         window.reset_layout()
         window.latent_panel.dock.raise_()
-        qtbot.wait(150)
+        qtbot.wait(600)  # the panels' throttled redraws and the layout settle
         assert window.width() <= width and window.height() <= height - 60
         assert _cut_widgets(window) == [], (width, height)
         assert window.statusBar().currentMessage().startswith("Ready")
