@@ -196,9 +196,10 @@ class MainWindow(FileActions, QMainWindow):
     def _apply_default_sizes(self) -> None:
         """Dock sizes of the default layout, for the window's current size."""
         w, h = max(self.width(), 800), max(self.height(), 600)
-        rest = w - 320
+        left = 345  # the form's combos show "MNIST (built-in, 28×28)" whole
+        rest = w - left
         H, V = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        self.resizeDocks([self.training_dock], [320], H)
+        self.resizeDocks([self.training_dock], [left], H)
         self.resizeDocks([self.rd_dock, self.curves_dock], [int(rest * 0.55), int(rest * 0.45)], H)
         self.resizeDocks([self.kl_dock, self.diagnosis_dock], [int(rest * 0.62), int(rest * 0.38)], H)
         self.resizeDocks([self.rd_dock, self.kl_dock], [int(h * 0.52), int(h * 0.48)], V)
