@@ -215,12 +215,13 @@ class RunController(QObject):
             self.error.emit(error_line(exc))
             return None
         self.runs.add(session)
-        if watcher.watching:
-            session.source = "watching"
+        if watcher.watching:  # following it, or reading a long file's rows in the background
+            session.source = "watching" if watcher.following else session.source
             self._watchers[id(session)] = watcher
             watcher.failed.connect(self.error)
             watcher.stopped.connect(self._watcher_stopped)
-            self.message.emit(f"Watching {path} (being written by another process)")
+            self.message.emit(f"Watching {path} (being written by another process)"
+                              if watcher.following else f"Reading {path}…")
         else:
             watcher.deleteLater()  # a GUI-thread object with no task: nothing in flight
             self.message.emit(f"Opened {path}: {session.status}, {len(session.epochs)} epochs")

@@ -1,63 +1,31 @@
-"""What an HDF5 file offers as data: its numeric arrays, for the data set picker.
+"""What an HDF5 file offers the data picker: the engine's listing (``models.data.list_arrays``,
+its ``ArrayInfo``), and which labels array the picker preselects for a data array.
 
-Reading the names and shapes only touches the file's metadata, so this is cheap enough for the
-GUI thread. Problems raise ``models.errors.DataError`` with one line naming the file.
+``list_arrays`` reads metadata only, cheap enough for the GUI thread; problems raise
+``models.errors.DataError`` with one line naming the file.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from models.data import ArrayInfo, list_arrays
 
-from models.errors import DataError
+__all__ = ["LABEL_NAMES", "ArrayInfo", "list_arrays", "preferred_labels"]
 
-
-@dataclass(frozen=True)
-class ArrayInfo:
-    """One numeric array of an HDF5 file."""
-
-    path: str  # inside the file, e.g. "images/train"
-    shape: tuple[int, ...]
-    dtype: str
-
-    @property
-    def is_data(self) -> bool:
-        """Usable as data: N x D, N x H x W or N x C x H x W."""
-        return 2 <= len(self.shape) <= 4
-
-    @property
-    def is_labels(self) -> bool:
-        """Usable as labels: one integer per row."""
-        return len(self.shape) == 1 and self.dtype.startswith(("int", "uint", "bool"))
-
-    def describe(self) -> str:
-        return f"{self.path}  ({' x '.join(map(str, self.shape))}, {self.dtype})"
+#: Names that say an array holds one label per row, most usual first.
+LABEL_NAMES = ("labels", "label", "targets", "target", "y", "classes")
 
 
-def list_arrays(path: str) -> list[ArrayInfo]:
-    """The numeric arrays of an HDF5 file, sorted by path."""
-    import h5py
+def preferred_labels(arrays: list[ArrayInfo], data: ArrayInfo | None) -> ArrayInfo | None:
+    """The labels array to preselect for ``data``: one integer per row of it, named as labels
+    usually are (beside it in the same group first, then anywhere); None when none fits."""
+    if data is None:
+        return None
+    group = data.path.rpartition("/")[0]
+    fits = [a for a in arrays if a.is_labels and a.shape[0] == data.shape[0]]
 
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, not an HDF5 file")
-    try:
-        ok = h5py.is_hdf5(path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read: {exc}") from None
-    if not ok:
-        raise DataError(f"{path}: not an HDF5 file")
-    found: list[ArrayInfo] = []
+    def rank(a: ArrayInfo) -> tuple[int, int]:
+        parent, _, name = a.path.rpartition("/")
+        return (parent != group, LABEL_NAMES.index(name.lower()))
 
-    def visit(name: str, obj: object) -> None:
-        if isinstance(obj, h5py.Dataset) and obj.dtype.fields is None and obj.dtype.kind in "biuf":
-            found.append(ArrayInfo(name, tuple(int(s) for s in obj.shape or ()), obj.dtype.name))
-
-    try:
-        with h5py.File(path, "r") as f:
-            f.visititems(visit)
-    except (OSError, RuntimeError) as exc:
-        line = (str(exc).splitlines() or [""])[0]
-        raise DataError(f"{path}: cannot be opened as HDF5 (truncated or damaged file): {line}") from None
-    return sorted(found, key=lambda a: a.path)
+    named = [a for a in fits if a.path.rpartition("/")[2].lower() in LABEL_NAMES]
+    return min(named, key=rank) if named else None

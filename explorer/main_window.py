@@ -43,9 +43,11 @@ from .panels.curves import CurvesPanel
 from .panels.diagnosis import DiagnosisPanel
 from .panels.kl_panel import KLPanel
 from .panels.rd_plane import RateDistortionPanel
+from .panels.samples import SamplesPanel
 from .panels.training import TrainingPanel
 from .settings import SETTINGS_VERSION, SettingsKeeper, runs_folder
 from .state import RunSession, RunsModel, TrainingState
+from .widgets import ElidedLabel, scrolling
 
 __all__ = ["RUN_SUFFIXES", "MainWindow", "classify_file", "runs_folder"]
 
@@ -68,6 +70,7 @@ class MainWindow(FileActions, QMainWindow):
         self._file_handlers = []
         self._active_plot: PlotPanel | None = None
         self._sized = False
+        self._quit_when_idle = False
 
         self.runs = RunsModel(self)
         self.controller = RunController(self.runs, runs_folder(), self, torch_threads=torch_threads)
@@ -151,7 +154,8 @@ class MainWindow(FileActions, QMainWindow):
         """
         dock = QDockWidget(title, self)
         dock.setObjectName(object_name or "dock." + "".join(c for c in title.lower() if c.isalnum()))
-        dock.setWidget(widget)
+        dock.content = widget
+        dock.setWidget(scrolling(widget))  # smaller than its content: it scrolls, never cut
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -170,10 +174,13 @@ class MainWindow(FileActions, QMainWindow):
         self.training_dock = self.add_dock(self.training_panel, "Training", L, "dock.training")
         self.rd_dock = self.add_dock(self.rd_panel, "Rate–distortion plane", R, "dock.rd")
         self.curves_dock = self.add_dock(self.curves_panel, "Curves", R, "dock.curves")
+        # Three stacked plots need this much height for tick labels that do not pile up; a
+        # shorter dock scrolls (widgets.scrolling).
+        self.curves_panel.setMinimumHeight(330)
         self.kl_dock = self.add_dock(self.kl_panel, "KL per dimension", B, "dock.kl")
         self.diagnosis_dock = self.add_dock(self.diagnosis_panel, "Diagnosis", B, "dock.diagnosis")
         self._default_layout()
-        from .latent.panel import install as install_latent_explorer  # its dock, menu, .onnx files
+        from .latent.dock import install as install_latent_explorer  # its dock, menu, .onnx files
 
         self.latent_panel = install_latent_explorer(self)  # tabbed with the rate-distortion plane
         from .open_model import install as install_open_model  # File > Open model… (ONNX pairs)
@@ -182,6 +189,8 @@ class MainWindow(FileActions, QMainWindow):
         from .recover import RecoverOffer  # interrupted runs: Recover / Open as is
 
         self.recover_offer = RecoverOffer(self)
+        self.samples_panel = SamplesPanel(self.runs)
+        self.samples_dock = self.samples_panel.install(self)  # tabbed with the curves
         self._default_state = self.saveState(SETTINGS_VERSION)
 
     def _default_layout(self) -> None:
@@ -193,9 +202,10 @@ class MainWindow(FileActions, QMainWindow):
     def _apply_default_sizes(self) -> None:
         """Dock sizes of the default layout, for the window's current size."""
         w, h = max(self.width(), 800), max(self.height(), 600)
-        rest = w - 320
+        left = 345  # the form's combos show "MNIST (built-in, 28×28)" whole
+        rest = w - left
         H, V = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        self.resizeDocks([self.training_dock], [320], H)
+        self.resizeDocks([self.training_dock], [left], H)
         self.resizeDocks([self.rd_dock, self.curves_dock], [int(rest * 0.55), int(rest * 0.45)], H)
         self.resizeDocks([self.kl_dock, self.diagnosis_dock], [int(rest * 0.62), int(rest * 0.38)], H)
         self.resizeDocks([self.rd_dock, self.kl_dock], [int(h * 0.52), int(h * 0.48)], V)
@@ -219,10 +229,10 @@ class MainWindow(FileActions, QMainWindow):
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
-        self.run_file_label = QLabel("")
-        self.run_file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Elided and capped: a temporary message is drawn in the room permanent widgets leave.
+        self.run_file_label = ElidedLabel("", max_width=420)
         self.state_label = QLabel(TrainingState.IDLE)
-        sb.addPermanentWidget(self.run_file_label, 1)
+        sb.addPermanentWidget(self.run_file_label)
         sb.addPermanentWidget(self.state_label)
         sb.showMessage(f"Ready: press Start ({keys_text('start')}) to train on MNIST, or open a run "
                        f"({keys_text('open')}).")
@@ -257,7 +267,7 @@ class MainWindow(FileActions, QMainWindow):
 
     def show_error(self, message: str) -> None:
         """One dialog with one clear message (``explorer.dialogs.show_error``)."""
-        self.statusBar().showMessage(str(message).splitlines()[0] if message else "", 10000)
+        self.statusBar().showMessage(dialogs.user_message(message)[0] if message else "", 10000)
         dialogs.show_error(self, message)
 
     # ================================================================== run actions
@@ -310,6 +320,8 @@ class MainWindow(FileActions, QMainWindow):
         self.training_panel.set_state(state)
         self.state_label.setText(state)
         self._update_actions()
+        if state is TrainingState.IDLE and self._quit_when_idle:
+            QTimer.singleShot(0, self.close)  # "Keep training" was chosen at quit
 
     def _update_actions(self) -> None:
         c = self.controller
@@ -330,7 +342,7 @@ class MainWindow(FileActions, QMainWindow):
         else:
             self.training_panel.set_session(session)
         self._sync_combo()
-        self.run_file_label.setText(f"Run file: {session.path}" if session and session.path else "")
+        self.run_file_label.setFullText(f"Run file: {session.path}" if session and session.path else "")
         self._update_actions()
         self.currentSessionChanged.emit(session)
 
@@ -382,7 +394,21 @@ class MainWindow(FileActions, QMainWindow):
             "Every figure is per data sample, in nats.")
 
     # ================================================================== close
+    def _ask_before_quit(self, event) -> bool:
+        """Quit during a run: Stop and quit (True), Keep training (closes when it ends), Cancel."""
+        session = self.controller.training_session
+        choice = dialogs.ask_quit_while_training(self, session.name if session else "A run")
+        if choice is dialogs.QuitChoice.STOP_AND_QUIT:
+            return True
+        event.ignore()
+        if choice is dialogs.QuitChoice.KEEP_TRAINING:
+            self._quit_when_idle = True
+            self.statusBar().showMessage("Latent Explorer will quit when the run ends.")
+        return False
+
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
+        if self.controller.is_training and not self._ask_before_quit(event):
+            return
         if self.controller.is_training:
             self.statusBar().showMessage("Stopping training and closing the run file …")
             QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
@@ -395,5 +421,6 @@ class MainWindow(FileActions, QMainWindow):
         self.latent_panel.shutdown()
         self.model_opener.shutdown()
         self.recover_offer.shutdown()
+        self.samples_panel.shutdown()
         self.save_settings()
         event.accept()

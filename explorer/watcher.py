@@ -1,16 +1,17 @@
 """Following a run file another process writes: read what it holds now, then follow it.
 
-A :class:`RunWatcher` reads the file once on the GUI thread (so opening a finished run shows it
-at once, and a bad file raises ``RunFileError`` with one line), then, while the file says
-``running``, follows it with a task (:func:`explorer.jobs.follow.follow_run`) whose new rows
-are appended to the session here, on the GUI thread.
+A :class:`RunWatcher` reads the file's description on the GUI thread (a bad file raises
+``RunFileError`` with one line) and, for a short file, its rows too (shown at once); a longer
+file's rows are read by a task (:func:`explorer.jobs.follow.follow_run`, ``read_now``), which
+also follows a file that says ``running``; rows are appended to the session here, on the GUI
+thread.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from .jobs.follow import POLL_S, RunRows, follow_run, read_rows, total_steps
+from .jobs.follow import INLINE_ROWS, POLL_S, RunRows, follow_run, read_rows, run_status, total_steps
 from .state import RunSession, RunStatus
 from .tasks import Task
 
@@ -44,11 +45,15 @@ class RunWatcher(QObject):
         with RunReader(path) as reader:  # raises RunFileError with one line
             session.set_info(config=reader.config, path=path, dataset_info=reader.dataset_info,
                              total_steps=total_steps(reader))
-            rows = read_rows(reader, len(session.steps), len(session.epochs))
-        apply_rows(session, rows)
-        if session.status is RunStatus.RUNNING:
+            #: The file is being written: followed until it ends (else read once).
+            self.following = run_status(reader)[0] is RunStatus.RUNNING
+            inline = reader.n_steps - len(session.steps) <= INLINE_ROWS
+            if inline:  # a short file: shown at once
+                apply_rows(session, read_rows(reader, len(session.steps), len(session.epochs)))
+        if self.following or not inline:  # a long file's rows (and status) come from the task
             self.task = Task("follow", follow_run, path, len(session.steps), len(session.epochs),
-                             session.status, session.message, interval_ms / 1000.0)
+                             RunStatus.UNKNOWN if not inline else session.status,
+                             session.message, interval_ms / 1000.0, not inline)
             self.task.partial.connect(self._on_rows)
             self.task.error.connect(self.failed)
             self.task.finished.connect(self._on_finished)

@@ -7,4 +7,5 @@ state and checks it for a cancel between steps.
 - :mod:`~explorer.jobs.follow`: follow a run file another process writes.
 - :mod:`~explorer.jobs.export`: a run's decoder to ONNX, in a child process.
 - :mod:`~explorer.jobs.diagnose`: the full diagnosis of a run, on its validation rows.
+- :mod:`~explorer.jobs.samples`: reconstructions and prior samples of a run's latest weights.
 """

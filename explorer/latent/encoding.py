@@ -19,6 +19,7 @@ import numpy as np
 from models.errors import DataError
 
 from ..tasks import Cancelled, TaskState
+from .cache import RunCache, cache_key
 
 #: Rows encoded per batch.
 BATCH = 1000
@@ -93,8 +94,13 @@ def load_run_for_exploring(
     on_decoder: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    cache: RunCache | None = None,
 ) -> Encodings:
     """Export a run's decoder and encode its data: what the explorer shows for a trained run.
+
+    With a ``cache`` (:class:`~explorer.latent.cache.RunCache`), a run explored before, unchanged
+    since, is read back from it (``extra["cached"]`` is True) and neither exported nor encoded;
+    a new one is stored there after it is encoded.
 
     1. Export the decoder of the run file's last saved weights, with the run's metadata, to
        ``decoder_path`` (verified against torch), in a child process
@@ -110,6 +116,13 @@ def load_run_for_exploring(
     from models.io.runfile import RunReader
     from models.training.devices import default_device
 
+    key = cache_key(run_path, which) if cache is not None else ""
+    if cache is not None:
+        hit = cache.load(key)
+        if hit is not None:
+            if on_decoder is not None:
+                on_decoder(cache.decoder_path(key))
+            return Encodings(**hit, extra={"cached": True})
     with RunReader(run_path) as reader:
         vae = reader.load_model(default_device())
         export_run_decoder(run_path, decoder_path, should_stop=should_stop)
@@ -123,7 +136,7 @@ def load_run_for_exploring(
     what = got.description
     means, logvar = encode_rows(TorchEncoder(vae), x, BATCH, progress, should_stop)
     labels = None if dataset.labels is None else np.asarray(dataset.labels)[rows].astype(np.int64)
-    return Encodings(
+    enc = Encodings(
         means=means,
         logvar=logvar,
         indices=rows,
@@ -131,7 +144,15 @@ def load_run_for_exploring(
         label_names=dataset.label_names,
         samples=x,
         description=what,
+        extra={"cached": False},
     )
+    if cache is not None:
+        try:
+            cache.store(key, decoder_path, means=means, logvar=logvar, indices=rows, samples=x,
+                        labels=labels, label_names=enc.label_names, description=what)
+        except OSError:
+            pass  # a full or read-only cache folder: explored all the same, exported next time
+    return enc
 
 
 # --------------------------------------------------------------------------- tasks
@@ -143,7 +164,7 @@ class DecoderReady:
 
 
 def load_run_task(state: TaskState, run_path: str, decoder_path: str,
-                  which: str = "validation") -> Encodings:
+                  which: str = "validation", cache: RunCache | None = None) -> Encodings:
     """The task: :func:`load_run_for_exploring`, its decoder a partial result
     (:class:`DecoderReady`), its encoding's progress, cancelled between batches."""
     return load_run_for_exploring(
@@ -153,6 +174,7 @@ def load_run_task(state: TaskState, run_path: str, decoder_path: str,
         on_decoder=lambda path: state.set_partial_result(DecoderReady(path)),
         progress=state.set_progress,
         should_stop=state.is_interruption_requested,
+        cache=cache,
     )
 
 

@@ -40,6 +40,8 @@ from PySide6.QtWidgets import (
 from models.errors import LatentExplorerError
 
 from ..tasks import Task, TaskStatus
+from ..widgets import BusyOverlay
+from .cache import RunCache
 from .encoding import DecoderReady, Encodings, load_run_task, temp_decoder_path
 from .model import LatentSpace
 from .widget import LatentExplorerWidget
@@ -74,9 +76,12 @@ class LatentExplorerPanel(QWidget):
     explorerChanged = Signal(object)
     encodingsReady = Signal()
 
-    def __init__(self, runs: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(self, runs: Any = None, parent: QWidget | None = None, *,
+                 cache: RunCache | None = None) -> None:
         super().__init__(parent)
         self.runs = runs
+        self.cache = cache if cache is not None else RunCache(default_cache_folder())
+        self._pinned = False  # a decoder the user opened: no automatic load replaces it
         self.space: LatentSpace | None = None
         self.explorer: LatentExplorerWidget | None = None
         self.decoder_path: str | None = None
@@ -120,10 +125,13 @@ class LatentExplorerPanel(QWidget):
         self.placeholder.setMargin(24)
         self.stack = QStackedLayout()
         self.stack.addWidget(self.placeholder)
+        self.body = QWidget()
+        self.body.setLayout(self.stack)
+        self.overlay = BusyOverlay(self.body)  # over the previous map while the next loads
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(header)
-        layout.addLayout(self.stack, 1)
+        layout.addWidget(self.body, 1)
 
         self.cancel_button.clicked.connect(self.cancel)
         self.load_button.clicked.connect(self._load_current_clicked)
@@ -146,6 +154,7 @@ class LatentExplorerPanel(QWidget):
         self.cancel()
         self.run_path = None
         self._loaded_key = None
+        self._pinned = True  # stays until the user picks a run or loads one
         self.set_decoder(decoder, os.path.abspath(path))
         name = decoder.metadata.get("dataset")
         self.source_label.setText(
@@ -190,7 +199,11 @@ class LatentExplorerPanel(QWidget):
 
     # ------------------------------------------------------------------ runs
     def set_session(self, session: Any) -> None:
-        """Follow the app's current run: load it once it has weights and is not training."""
+        """Follow the app's current run: load it once it has weights and is not training.
+
+        Another run picked (or started) ends what an opened decoder pinned."""
+        if session is not self._session:
+            self._pinned = False
         if self._session is not None:
             try:
                 self._session.statusChanged.disconnect(self._session_status_changed)
@@ -231,6 +244,9 @@ class LatentExplorerPanel(QWidget):
         nothing was started.
         """
         which = which or self.which.currentData()
+        if self._pinned and not user:
+            return False  # the user's decoder stays
+        self._pinned = False
         try:
             stat = os.stat(run_path)
         except OSError as exc:
@@ -245,7 +261,8 @@ class LatentExplorerPanel(QWidget):
         self.run_path = os.path.abspath(run_path)
         self._user_load = user
         decoder_path = temp_decoder_path(self._tmp, run_path)
-        task = Task("latent-explorer-load", load_run_task, run_path, decoder_path, which)
+        task = Task("latent-explorer-load", load_run_task, run_path, decoder_path, which,
+                    self.cache)
         task.partial.connect(self._on_partial)
         task.progress.connect(self._on_progress)
         task.result.connect(self._on_encoded)
@@ -255,7 +272,10 @@ class LatentExplorerPanel(QWidget):
         self._task = task
         self._tasks.add(task)
         task.start()
-        self.source_label.setText(f"Exporting the decoder of {os.path.basename(run_path)}…")
+        self.source_label.setText(f"Loading {os.path.basename(run_path)}…")
+        if self.explorer is not None:
+            self.overlay.cover(f"Loading {os.path.basename(run_path)}…\n"
+                               "(the map shown is the previous one)")
         self.progress.setRange(0, 0)
         self.progress.show()
         self.cancel_button.show()
@@ -268,6 +288,7 @@ class LatentExplorerPanel(QWidget):
         self._tasks = {t for t in self._tasks if not t.status.done}
         if task is self._task:
             self._task = None
+            self.overlay.hide()
             self.progress.hide()
             self.cancel_button.hide()
         self._update_buttons()
@@ -282,6 +303,7 @@ class LatentExplorerPanel(QWidget):
             self._task.cancel()  # its late signals are ignored: see _current()
             self._task = None
             self._loaded_key = None
+        self.overlay.hide()
         self.progress.hide()
         self.cancel_button.hide()
         self._update_buttons()
@@ -303,6 +325,7 @@ class LatentExplorerPanel(QWidget):
             self._on_failed(str(exc))
             return
         self.set_decoder(decoder, path)
+        self.overlay.cover("Encoding the data…")
         self.source_label.setText(f"Run {os.path.basename(self.run_path or path)}: encoding its data…")
 
     @Slot(int, int)
@@ -323,8 +346,10 @@ class LatentExplorerPanel(QWidget):
             label_names=enc.label_names,
             samples=enc.samples,
         )
+        self.overlay.hide()
         self.source_label.setText(
             f"Run {os.path.basename(self.run_path or '')}: {enc.description}"
+            + (" (from the cache)" if enc.extra.get("cached") else "")
         )
         self.message.emit(f"Latent explorer: encoded {enc.description}")
         self.encodingsReady.emit()
@@ -387,45 +412,9 @@ class LatentExplorerPanel(QWidget):
         super().closeEvent(event)
 
 
-def install(window: Any) -> LatentExplorerPanel:
-    """Add the explorer to the app's main window through its extension API.
+def default_cache_folder() -> str:
+    """Where exported decoders and encodings are kept: the user's cache folder."""
+    from PySide6.QtCore import QStandardPaths
 
-    A "Latent explorer" dock (tabbed with the rate-distortion plane) following the window's
-    current run; File > Open ONNX decoder… (the window's ``act_open_decoder``); ``.onnx``
-    files opened by the window (File > Open, drag and drop, the command line, recent files)
-    go to the explorer; errors go
-    to the window's error dialog and messages to its status bar. Call ``shutdown()`` on the
-    returned panel when the window closes.
-    """
-    panel = LatentExplorerPanel(window.runs)
-    dock = window.add_dock(panel, "Latent explorer", Qt.DockWidgetArea.RightDockWidgetArea,
-                           "dock.latent")
-    rd_dock = getattr(window, "rd_dock", None)
-    if rd_dock is not None:
-        window.tabifyDockWidget(rd_dock, dock)
-        rd_dock.raise_()
-    panel.dock = dock
-    panel.set_on_screen(False)
-    dock.visibilityChanged.connect(panel.set_on_screen)
-
-    def open_decoder(path: str) -> bool:
-        if not panel.open_decoder(path):
-            return False
-        dock.show()
-        dock.raise_()
-        return True
-
-    def open_dialog() -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            window, "Open ONNX decoder", "", "ONNX models (*.onnx);;All files (*)"
-        )
-        if path:
-            window.open_path(path)  # through the window: recent files, then open_decoder
-
-    window.act_open_decoder.triggered.connect(open_dialog)  # the window's table places it
-    window.add_file_handler((".onnx",), open_decoder)
-    panel.error.connect(window.show_error)
-    panel.message.connect(lambda text: window.statusBar().showMessage(text, 8000))
-    panel.open_button.clicked.disconnect()
-    panel.open_button.clicked.connect(open_dialog)
-    return panel
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
+    return os.path.join(base or tempfile.gettempdir(), "latent-explorer", "runs")

@@ -20,6 +20,7 @@ from .. import dialogs
 from ..actions import keys_text
 from ..state import RunSession, RunStatus, TrainingState
 from .common import StatusText
+from .speed import SpeedEstimate
 from .training_form import BUILTIN_DATA, TrainingForm, sample_shape_of
 
 __all__ = ["BUILTIN_DATA", "TrainingPanel", "format_duration", "sample_shape_of"]
@@ -46,6 +47,7 @@ class TrainingPanel(TrainingForm):
         super().__init__(parent)
         self._session: RunSession | None = None
         self._state = TrainingState.IDLE
+        self._speed = SpeedEstimate()
 
         # --- controls and progress
         self.start_button = QPushButton("Start")
@@ -63,7 +65,8 @@ class TrainingPanel(TrainingForm):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("")
-        self.progress_label = StatusText(lines=2)
+        # Fixed height (no jump when a run starts): progress, then the run's message, wrapped.
+        self.progress_label = StatusText(lines=4)
         self.progress_label.setText("Ready.")
 
         layout = QVBoxLayout(self)
@@ -154,26 +157,33 @@ class TrainingPanel(TrainingForm):
         epoch = s.steps.last("epoch")
         total = s.total_steps
         epochs = s.epochs_planned
-        sps = s.steps.last("samples_per_s")
+        if self._speed.key is not s:
+            self._speed.reset(s)
+        if s.status is RunStatus.PAUSED:
+            self._speed.paused()
+        sps = self._speed.update(s.steps.column("samples_per_s")) if "samples_per_s" in s.steps else None
         parts = []
         if epoch is not None and np.isfinite(epoch):
             parts.append(f"epoch {int(epoch)}" + (f"/{epochs}" if epochs else ""))
         parts.append(f"step {step:,}" + (f"/{total:,}" if total else ""))
-        if sps is not None and np.isfinite(sps):
+        if s.status is RunStatus.PAUSED:
+            parts.append("paused")  # no speed and no time left while nothing moves
+        elif sps is not None:
             parts.append(f"{sps:,.0f} samples/s")
-        if total and s.status is RunStatus.RUNNING and sps and np.isfinite(sps) and sps > 0 and s.config is not None:
-            left_steps = max(0, total - step)
-            seconds = left_steps * s.config.train.batch_size / sps
-            parts.append(f"{format_duration(seconds)} left")
+            if total and s.status is RunStatus.RUNNING and s.config is not None:
+                seconds = self._speed.seconds_left(total - step, s.config.train.batch_size)
+                parts.append(f"{format_duration(seconds)} left")
         # Named: the form above may already hold the next run's settings.
         text = f"{s.name}: " + " · ".join(parts)
-        if s.status is not RunStatus.RUNNING:
-            text += f" · {s.message or s.status}"
+        if s.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
+            text += f"\n{s.message or s.status}"  # its own lines, wrapped: a killed run explains
         return text
 
     def _update_progress(self) -> None:
         s = self._session
-        self.progress_label.setText(self.progress_text())
+        text = self.progress_text()
+        self.progress_label.setText(text)
+        self.progress_label.setToolTip(text)
         if s is None or not s.total_steps or len(s.steps) == 0:
             self.progress.setValue(1000 if s is not None and s.status is RunStatus.FINISHED else 0)
             self.progress.setFormat("")

@@ -31,7 +31,7 @@ from models.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
 from models.errors import ConfigError
 
 from .. import dialogs
-from ..datafiles import ArrayInfo, list_arrays
+from ..datafiles import ArrayInfo, list_arrays, preferred_labels
 
 #: (label, data spec, sample shape) of the built-in data sets.
 BUILTIN_DATA = (
@@ -195,6 +195,11 @@ class TrainingForm(QWidget):
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         inner.setMinimumWidth(260)
+        # Long items (an HDF5 array's description) never widen the form: the combos elide them.
+        for combo in inner.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
+        scroll.setMinimumWidth(inner.minimumWidth() + scroll.verticalScrollBar().sizeHint().width())
         self.form_area = scroll
 
         # --- wiring
@@ -280,7 +285,7 @@ class TrainingForm(QWidget):
 
             path, array = parse_hdf5_spec(data)
             self.data_combo.setCurrentIndex(self.data_combo.findData("hdf5"))
-            self.set_data_file(path, quiet=True, array=array, labels=cfg.train.labels)
+            self.set_data_file(path, quiet=True, array=array, labels=cfg.train.labels or "")
         self.max_samples.setValue(int(cfg.train.max_train_samples or 0))
         self.arch_combo.setCurrentIndex(max(0, self.arch_combo.findData(cfg.model.arch)))
         self.latent_spin.setValue(int(cfg.model.latent_dim))
@@ -301,6 +306,9 @@ class TrainingForm(QWidget):
     def set_data_file(self, path: str, *, quiet: bool = False, array: str | None = None,
                       labels: str | None = None) -> bool:
         """Use the HDF5 file ``path`` as data: list its numeric arrays in the pickers.
+
+        ``labels`` None preselects the file's labels array (:func:`~explorer.datafiles.preferred_labels`);
+        ``""`` selects none.
 
         Errors (not HDF5, no numeric array) are shown in one dialog unless ``quiet``; returns
         whether the file can be used.
@@ -335,6 +343,9 @@ class TrainingForm(QWidget):
             for i in range(self.array_combo.count()):
                 if self.array_combo.itemData(i).path == array.strip("/"):
                     self.array_combo.setCurrentIndex(i)
+        if labels is None:  # not named: the file's labels array for the chosen data, if any
+            guess = preferred_labels(arrays, self.array_combo.currentData())
+            labels = guess.path if guess is not None else ""
         if labels:
             i = self.labels_combo.findData(labels.strip("/"))
             if i >= 0:

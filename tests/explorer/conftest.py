@@ -75,6 +75,15 @@ def errors(monkeypatch) -> list[str]:
     return shown
 
 
+@pytest.fixture(autouse=True)
+def quit_stops_training(monkeypatch):
+    """Closing a window during a run answers "Stop and quit" (the real question would block)."""
+    import explorer.dialogs
+
+    monkeypatch.setattr(explorer.dialogs, "ask_quit_while_training",
+                        lambda parent, name: explorer.dialogs.QuitChoice.STOP_AND_QUIT)
+
+
 @pytest.fixture
 def settings_path(tmp_path) -> str:
     return str(tmp_path / "settings.ini")

@@ -51,7 +51,7 @@ def test_open_a_finished_run(window, finished_run, errors):
     assert window.controller.watcher_for(session) is None  # nothing to follow
     _assert_session_matches_file(window, session, finished_run)
     assert window.diagnosis_panel.verdict.text() == session.verdicts[-1]
-    assert finished_run in window.run_file_label.text()
+    assert finished_run in window.run_file_label.full_text()
     assert window.recent_files()[0] == os.path.abspath(finished_run)
     # Opening it again selects it instead of adding a copy.
     assert window.open_path(finished_run)

@@ -67,3 +67,71 @@ def test_screenshots_after_short_training_runs(window, qtbot, wait_idle, errors)
     text = window.rd_panel.hover_at(r, d)
     assert text is not None and f"R = {r:.3f} nats" in text
     window.rd_dock.grab().save(os.path.join(ARTIFACTS, "rd_plane_hover.png"))
+
+
+# --------------------------------------------------------------------------- screen sizes
+SCREENS = ((1280, 720), (1366, 768), (1920, 1080))
+#: Where the layout screenshots go (artifacts/screens by default).
+SHOTS = os.environ.get("LATENT_SHOTS_DIR") or os.path.join(ARTIFACTS, "screens")
+
+
+def _cut_widgets(window) -> list[str]:
+    """Docks whose content is squeezed below its minimum size (text or plots would be cut or
+    overlap), and one-line labels narrower than their text: what a user could not read."""
+    from PySide6.QtWidgets import QDockWidget, QLabel
+
+    from explorer.widgets import needed_size
+
+    cut = []
+    for dock in window.findChildren(QDockWidget):
+        content = getattr(dock, "content", None)
+        if content is None or not dock.isVisible() or dock.visibleRegion().isEmpty():
+            continue
+        need = needed_size(content)
+        if content.width() < need.width() or content.height() < need.height():
+            cut.append(f"{dock.objectName()}: {content.width()}x{content.height()} < "
+                       f"{need.width()}x{need.height()}")
+        for label in content.findChildren(QLabel):
+            if (label.isVisible() and not label.wordWrap() and label.text()
+                    and "<" not in label.text() and label.objectName() != "busyOverlay"
+                    and label.width() < label.minimumSizeHint().width()):
+                cut.append(f"{dock.objectName()}: label {label.text()!r} in {label.width()} px")
+    return cut
+
+
+def test_the_window_fits_each_screen_and_nothing_is_cut(window, finished_run, tmp_path, qtbot,
+                                                        errors):
+    """At 1280 x 720, 1366 x 768 and 1920 x 1080 the window's minimum size fits the screen (the
+    explorer loaded too), and no dock's content is squeezed: a dock smaller than its content
+    scrolls. Screenshots of each size for people to look at."""
+    from latent_helpers import export_vae_decoder
+
+    os.makedirs(SHOTS, exist_ok=True)
+    assert window.open_path(finished_run)
+    assert window.open_path(export_vae_decoder(tmp_path / "decoder.onnx", latent_dim=3))
+    space = window.latent_panel.space
+    space.add_anchor(z=np.array([1.0, -1.0, 0.5], np.float32))  # three anchors
+    window.latent_panel.explorer.renderer.settle()
+    window.statusBar().showMessage("Ready: press Start (F5) to train on MNIST")
+    for width, height in SCREENS:
+        # The frame and a panel (taskbar) take about 60 px of a laptop's height.
+        hint = window.minimumSizeHint()
+        assert hint.width() <= width and hint.height() <= height - 60, (width, height, hint)
+        window.resize(width, height - 60)
+        window.reset_layout()
+        window.latent_panel.dock.raise_()
+        qtbot.wait(600)  # the panels' throttled redraws and the layout settle
+        assert window.width() <= width and window.height() <= height - 60
+        assert _cut_widgets(window) == [], (width, height)
+        assert window.statusBar().currentMessage().startswith("Ready")
+        assert window.run_file_label.geometry().left() > window.statusBar().fontMetrics() \
+            .horizontalAdvance(window.statusBar().currentMessage()) // 2
+        path = os.path.join(SHOTS, f"main_window_explorer_{width}x{height}.png")
+        assert window.grab().save(path), path
+        _not_blank(path)
+        window.samples_dock.raise_()
+        qtbot.wait(100)
+        path = os.path.join(SHOTS, f"main_window_samples_{width}x{height}.png")
+        assert window.grab().save(path), path
+        window.curves_dock.raise_()
+    assert errors == []
