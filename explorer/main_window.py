@@ -176,6 +176,9 @@ class MainWindow(FileActions, QMainWindow):
         from .latent.panel import install as install_latent_explorer  # its dock, menu, .onnx files
 
         self.latent_panel = install_latent_explorer(self)  # tabbed with the rate-distortion plane
+        from .sweep_ui import install as install_sweeps  # runs table, sweeps, remedy runs
+
+        self.sweeps = install_sweeps(self)
         self._default_state = self.saveState(SETTINGS_VERSION)
 
     def _default_layout(self) -> None:
@@ -387,5 +390,6 @@ class MainWindow(FileActions, QMainWindow):
         else:
             self.controller.shutdown()
         self.latent_panel.shutdown()
+        self.sweeps.shutdown()
         self.save_settings()
         event.accept()

@@ -10,7 +10,10 @@ nats, so -ELBO = R + D. Shown per run:
   indifferent;
 - grey diagonals R + D = c: lines of equal ELBO, labelled with the ELBO.
 
-Hovering shows the nearest point's step, R, D and ELBO. Runs overlay with a legend.
+Hovering shows the nearest point's step, R, D and ELBO; clicking a point makes its run the
+current one (the curves, KL panel, diagnosis and explorer follow). Runs overlay with a legend.
+A sweep's runs are drawn faint, behind its frontier and the boundary D = H - R
+(:mod:`explorer.panels.frontier`); a hidden run (runs table) is not drawn.
 
 The view follows the settled part of the runs (the last 80% of each history, trimmed of
 outliers, and every validation point): the first steps' distortion of several hundred nats stays
@@ -40,6 +43,7 @@ from .common import (
     settled_range,
     style_plot,
 )
+from .frontier import FrontierItems
 
 #: At most this many training points are drawn per run (evenly strided); the rest are skipped.
 MAX_TRAJECTORY_POINTS = 4000
@@ -55,8 +59,8 @@ class _RunItems:
         colour = session.colour
         self.session = session
         # Dense lines are drawn without antialiasing: it halves their software paint time.
-        self.train = pg.PlotDataItem(pen=pen(colour, 1.0, alpha=110), name=session.label,
-                                     antialias=False)
+        self.train = pg.PlotDataItem(pen=pen(colour, 1.0, alpha=40 if session.sweep else 110),
+                                     name=session.label, antialias=False)
         self.val = pg.PlotDataItem(
             pen=pen(colour, 1.2, style=Qt.PenStyle.DashLine),
             symbol="o",
@@ -82,6 +86,12 @@ class _RunItems:
 
     def update(self) -> None:
         s = self.session
+        for item in self.items:
+            item.setVisible(s.visible)
+        if not s.visible:
+            self.points = np.empty((0, 2))
+            self.n_train_points = 0
+            return
         r, d = s.steps["rate"], s.steps["distortion"]
         if len(r) > MAX_TRAJECTORY_POINTS:
             stride = math.ceil(len(r) / MAX_TRAJECTORY_POINTS)
@@ -114,6 +124,7 @@ class _RunItems:
         return kind, _int(self.point_steps[i]), _int(self.point_epochs[i])
 
     def relabel(self, legend: pg.LegendItem) -> None:
+        self.train.setPen(pen(self.session.colour, 1.0, alpha=40 if self.session.sweep else 110))
         legend.removeItem(self.train)
         legend.addItem(self.train, self.session.label)
 
@@ -199,7 +210,8 @@ class RateDistortionPanel(PlotPanel):
 
         self.readout = QLabel(
             "line: training batches   ● validation, per epoch   ★ latest   "
-            "dashed: slope −β (equal training objective D + βR)   dotted grey: equal ELBO = −(R + D)"
+            "dashed: slope −β (equal training objective D + βR)   dotted grey: equal ELBO = −(R + D)   "
+            "◆ black: a sweep's frontier   red: D = H − R (H from the best IWAE)   click: select a run"
         )
         self.readout.setWordWrap(True)
         self.readout.setStyleSheet("color: #444; font-size: 9pt;")
@@ -217,6 +229,8 @@ class RateDistortionPanel(PlotPanel):
             self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved
         )
         self.plot.getViewBox().sigRangeChanged.connect(self._update_guides)
+        self.frontier = FrontierItems(self.plot)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
 
         runs.sessionAdded.connect(self._add_session)
         runs.sessionRemoved.connect(self._remove_session)
@@ -231,6 +245,8 @@ class RateDistortionPanel(PlotPanel):
         session.stepsAppended.connect(self._throttle.mark_dirty)
         session.epochsAppended.connect(self._throttle.mark_dirty)
         session.cleared.connect(self._throttle.mark_dirty)
+        session.visibilityChanged.connect(self._throttle.mark_dirty)
+        session.diagnosisChanged.connect(self._throttle.mark_dirty)
         session.infoChanged.connect(lambda s=session: self._relabel(s))
         self._throttle.mark_dirty()
 
@@ -238,7 +254,8 @@ class RateDistortionPanel(PlotPanel):
         items = self._items.pop(id(session), None)
         if items is None:
             return
-        for sig in (session.stepsAppended, session.epochsAppended, session.cleared):
+        for sig in (session.stepsAppended, session.epochsAppended, session.cleared,
+                    session.visibilityChanged, session.diagnosisChanged):
             try:
                 sig.disconnect(self._throttle.mark_dirty)
             except (RuntimeError, TypeError):
@@ -275,9 +292,10 @@ class RateDistortionPanel(PlotPanel):
         for items in self._items.values():
             items.update()
         self.empty_hint.set_empty(not any(len(items.points) for items in self._items.values()))
+        current = self.runs.current
+        self.frontier.update(self.runs.sessions(), current)
         self.x_range.update()
         self.y_range.update()
-        current = self.runs.current
         self.beta_value = self.beta_point = None
         if current is not None and id(current) in self._items and len(current.steps):
             r, d = current.steps.last("rate"), current.steps.last("distortion")
@@ -358,10 +376,9 @@ class RateDistortionPanel(PlotPanel):
         p = vb.mapSceneToView(pos)
         self.hover_at(p.x(), p.y())
 
-    def hover_at(self, x: float, y: float) -> str | None:
-        """Show the point nearest to data coordinates (x, y) within a few pixels; returns its text."""
-        vb = self.plot.getViewBox()
-        px, py = vb.viewPixelSize()
+    def _nearest(self, x: float, y: float):
+        """(pixels, items, index) of the drawn point nearest to (x, y) within a few pixels."""
+        px, py = self.plot.getViewBox().viewPixelSize()
         best = None
         for items in self._items.values():
             if len(items.points) == 0:
@@ -372,6 +389,25 @@ class RateDistortionPanel(PlotPanel):
             i = int(np.argmin(dist))
             if dist[i] <= HOVER_RADIUS_PX and (best is None or dist[i] < best[0]):
                 best = (float(dist[i]), items, i)
+        return best
+
+    def select_at(self, x: float, y: float) -> RunSession | None:
+        """Make the run of the point nearest to (x, y) (a few pixels) current; returns it."""
+        best = self._nearest(x, y)
+        if best is None:
+            return None
+        self.runs.set_current(best[1].session)
+        return best[1].session
+
+    def _on_click(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and not event.double():
+            p = self.plot.getViewBox().mapSceneToView(event.scenePos())
+            self.select_at(p.x(), p.y())
+
+    def hover_at(self, x: float, y: float) -> str | None:
+        """Show the point nearest to data coordinates (x, y) within a few pixels; returns its text."""
+        vb = self.plot.getViewBox()
+        best = self._nearest(x, y)
         if best is None:
             self._hide_hover()
             return None
