@@ -89,7 +89,7 @@ class FrontierItems:
     def __init__(self, plot: pg.PlotItem) -> None:
         self.lines: list[pg.PlotDataItem] = []
         for _ in range(MAX_LINES):
-            line = pg.PlotDataItem(pen=pen("#222222", 2.2), symbol="D", symbolSize=10,
+            line = pg.PlotDataItem(pen=pen("#222222", 2.2), symbol="d", symbolSize=10,
                                    symbolBrush=brush("#ffffff"), symbolPen=pg.mkPen("#222222", width=2))
             line.setZValue(8)
             plot.addItem(line)
