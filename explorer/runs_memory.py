@@ -50,7 +50,7 @@ class RunsMemory(QObject):
         s.infoChanged.connect(self.save)
         name = self._names().get(os.path.abspath(s.path)) if s.path else None
         if name and name != s.name and s.source != "training":
-            s.rename(self.runs.unique_name(name))  # its remembered name (saves)
+            s.rename(self.runs.unique_name(name, s))  # its remembered name (saves)
         else:
             self.save()
 
@@ -91,7 +91,7 @@ class RunsMemory(QObject):
                 if s is None:
                     continue
                 n += 1
-                s.rename(self.runs.unique_name(str(row.get("name") or s.name)))
+                s.rename(self.runs.unique_name(str(row.get("name") or s.name), s))
                 s.sweep = row.get("sweep") or None
                 s.settings = dict(row.get("settings") or {})
                 s.set_visible(bool(row.get("visible", True)))

@@ -102,7 +102,7 @@ class SweepUI(QObject):
             child.parent_run = parent
             child.remedy = REMEDIES[key].change
             child.sweep, child.settings = None, {}
-            child.rename(self.window.runs.unique_name(f"{parent.name} + {child.remedy}"))
+            child.rename(self.window.runs.unique_name(f"{parent.name} + {child.remedy}", child))
             self.table.model.reset()
         return child
 

@@ -202,7 +202,7 @@ class RunsTableModel(QAbstractTableModel):
             name = str(value).strip()
             if not name or name == s.name:
                 return False
-            s.rename(self.runs.unique_name(name))
+            s.rename(self.runs.unique_name(name, s))
             return True
         return False
 

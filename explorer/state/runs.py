@@ -72,9 +72,9 @@ class RunsModel(QObject):
             if name not in taken:
                 return name
 
-    def unique_name(self, name: str) -> str:
-        """``name``, or ``name (2)``, ... when a run on screen has it already."""
-        taken = {s.name for s in self._sessions}
+    def unique_name(self, name: str, session: RunSession | None = None) -> str:
+        """``name``, or ``name (2)``, ... when a run on screen (other than ``session``) has it."""
+        taken = {s.name for s in self._sessions if s is not session}
         out, k = name, 2
         while out in taken:
             out, k = f"{name} ({k})", k + 1
