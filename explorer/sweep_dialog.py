@@ -77,9 +77,10 @@ class SweepDialog(QDialog):
         self.form = TrainingForm()
         if base is not None:
             self.form.set_config(base)
-        for w in (getattr(self.form, "out_edit", None), getattr(self.form, "out_button", None)):
-            if w is not None:  # each run's file is named by its settings, in the folder below
-                w.setEnabled(False)
+        self.form.setParent(self)
+        self.form.hide()  # its settings show in its scroll area, laid out below
+        # Each run's file is named by its settings, in the sweep's folder: no run file box.
+        self.form.out_edit.parentWidget().hide()
 
         # --- the settings that vary
         vary = QGroupBox("Settings that vary (one or two)")
@@ -155,7 +156,7 @@ class SweepDialog(QDialog):
         right.addWidget(self.summary)
         right.addStretch(1)
         columns = QHBoxLayout()
-        columns.addWidget(self.form, 1)
+        columns.addWidget(self.form.form_area, 1)
         columns.addLayout(right, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(columns, 1)

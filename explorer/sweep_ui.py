@@ -34,8 +34,9 @@ class SweepUI(QObject):
         runs, c = window.runs, window.controller
         self.controller = SweepController(runs, c.open_run, self)
         self.table = RunsTablePanel(runs)
-        self.dock = window.add_dock(self.table, "Runs", Qt.DockWidgetArea.LeftDockWidgetArea, "dock.runs")
-        window.splitDockWidget(window.training_dock, self.dock, Qt.Orientation.Vertical)
+        self.dock = window.add_dock(self.table, "Runs", Qt.DockWidgetArea.BottomDockWidgetArea, "dock.runs")
+        window.tabifyDockWidget(window.kl_dock, self.dock)  # a tab beside the KL panel
+        window.kl_dock.raise_()
         self.memory = RunsMemory(runs, window.settings, self)
         self.last_dialog: SweepDialog | None = None
 
@@ -78,6 +79,7 @@ class SweepUI(QObject):
 
     def start_sweep(self, job: SweepJob) -> bool:
         self.dock.show()
+        self.dock.raise_()
         return self.controller.start(job)
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:

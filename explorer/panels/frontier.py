@@ -97,7 +97,7 @@ class FrontierItems:
         self.boundary = pg.PlotCurveItem(pen=pen("#B00020", 1.8, style=Qt.PenStyle.DashDotLine))
         self.boundary.setZValue(6)
         plot.addItem(self.boundary, ignoreBounds=True)
-        self.boundary_label = pg.TextItem("", color="#B00020", anchor=(0.0, 1.0))
+        self.boundary_label = pg.TextItem("", color="#B00020", anchor=(0.0, 0.0))  # below the line
         self.boundary_label.hide()
         plot.addItem(self.boundary_label, ignoreBounds=True)
         self.shown: list[FrontierLine] = []
@@ -121,7 +121,7 @@ class FrontierItems:
             return
         h = self.entropy
         self.boundary.setData([0.0, h], [h, 0.0])  # D = H - R, from R = 0 to D = 0
-        self.boundary_label.setText(f"D = H − R, H ≤ {h:.4g} nats (best IWAE): infeasible below")
+        self.boundary_label.setText(f"D = H − R (H ≤ {h:.4g} nats, best IWAE)")
         self.boundary_label.setPos(0.0, h)
         self.boundary_label.show()
 

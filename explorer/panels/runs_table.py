@@ -148,7 +148,10 @@ class RunsTableModel(QAbstractTableModel):
         if column == SETTINGS:
             if s.remedy:
                 return s.remedy
-            return config_differences(self.first_config(), s.config)
+            own = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in s.settings.items()]
+            rest = [w for w in config_differences(self.first_config(), s.config).split(", ")
+                    if w and w.split("=")[0] not in s.settings]
+            return ", ".join(own + rest)  # a sweep's run: its own settings first
         if column == STATUS:
             return str(s.status)
         if column == RATE:
