@@ -10,8 +10,8 @@ named after its parent and listed right below it in the table.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, QTimer
-from PySide6.QtWidgets import QDialog, QMenu
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtWidgets import QDialog, QDockWidget, QMenu, QTabBar
 
 from models.diagnostics.remedies import REMEDIES, apply_remedy
 from models.errors import ConfigError
@@ -61,6 +61,14 @@ class SweepUI(QObject):
         runs.currentChanged.connect(lambda _s: self.update_actions())
         c.stateChanged.connect(lambda _s: self.update_actions())
         self.update_actions()
+        self._tidy = QTimer(self, singleShot=True, interval=0)
+        self._tidy.timeout.connect(lambda: hide_stale_tab_bars(window))
+        window.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802, ANN001 (Qt)
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest, QEvent.Type.Show):
+            self._tidy.start()  # after Qt has laid the docks out again
+        return False
 
     # ------------------------------------------------------------------ sweeps
     def new_sweep(self, *, exec_dialog: bool = True) -> SweepDialog | None:
@@ -122,6 +130,25 @@ class SweepUI(QObject):
         can = cur is not None and cur.config is not None and not w.controller.is_training
         for action in self.remedy_actions.values():
             action.setEnabled(can)
+
+
+def hide_stale_tab_bars(window) -> int:  # noqa: ANN001
+    """Hide the dock tab bars Qt left behind (tabifying a dock across a split leaves an extra,
+    visible QTabBar at an old place): a tab bar in use touches the dock of its current tab."""
+    docks = {d.windowTitle(): d for d in window.findChildren(QDockWidget)}
+    hidden = 0
+    for bar in window.findChildren(QTabBar):
+        if bar.parent() is not window or not bar.isVisible() or bar.currentIndex() < 0:
+            continue
+        dock = docks.get(bar.tabText(bar.currentIndex()))
+        if dock is None or not dock.isVisible():
+            continue
+        g, b = dock.geometry(), bar.geometry()
+        touches = abs(b.top() - g.bottom()) <= 8 or abs(b.bottom() - g.top()) <= 8
+        if not (touches and abs(b.left() - g.left()) <= 8):
+            bar.hide()
+            hidden += 1
+    return hidden
 
 
 def install(window) -> SweepUI:  # noqa: ANN001

@@ -84,3 +84,16 @@ def test_runs_and_names_come_back_on_launch_and_names_stay_unique(make_window, f
     assert w2.runs.find(finished_run).name == "my best run"
     # A new run does not restart at "run 1".
     assert w2.runs.next_name() == "run 2"
+
+
+def test_the_runs_dock_is_a_tab_beside_the_kl_panel_with_one_tab_bar(window, qtbot):
+    from PySide6.QtWidgets import QTabBar
+
+    def runs_bars():
+        return [b for b in window.findChildren(QTabBar) if b.isVisible()
+                and "Runs" in [b.tabText(i) for i in range(b.count())]]
+
+    assert window.tabifiedDockWidgets(window.kl_dock) == [window.sweeps.dock]
+    qtbot.waitUntil(lambda: len(runs_bars()) == 1, timeout=5000)
+    window.resize(1900, 1000)
+    qtbot.waitUntil(lambda: len(runs_bars()) == 1, timeout=5000)
