@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 
+from models.diagnostics.remedies import REMEDIES
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -44,6 +46,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("start", "&Start", ("F5",), "Start training", help="Start training"),
     ActionSpec("pause", "&Pause / resume", ("F6",), "Pause or resume training"),
     ActionSpec("stop", "S&top", ("Shift+F5",), "Stop training", help="Stop"),
+    ActionSpec("new_sweep", "New s&weep…", ("Ctrl+Shift+N",),
+               "Train runs that differ in one or two settings (a beta sweep: the frontier)"),
+    ActionSpec("pause_sweep", "Pause / resume s&weep", (), "Pause or resume every run of the sweep"),
+    ActionSpec("stop_sweep", "Stop swee&p", (), "Stop every run of the sweep within one step"),
+    *(ActionSpec(f"try_{r.key}", r.text, (), f"Train the current run again, same seed, with {r.change}")
+      for r in REMEDIES.values()),
     ActionSpec("diagnose", "&Diagnose now", ("F7",), "Full diagnosis of the current run, with the ELBO gap"),
     ActionSpec("cancel_diagnosis", "Cancel dia&gnosis", (), "Stop the diagnosis in progress"),
     ActionSpec("use_config", "&Use settings of this run", (),
@@ -67,7 +75,7 @@ SPECS: dict[str, ActionSpec] = {spec.key: spec for spec in ACTIONS}
 MENUS: tuple[tuple[str, str, tuple[str | None, ...]], ...] = (
     ("file", "&File", ("new", "open", "open_data", "open_decoder", "open_model", "@recent", None, "export",
                        "cancel_export", "save_plot", None, "quit")),
-    ("run", "&Run", ("start", "pause", "stop", None, "diagnose", "cancel_diagnosis", None,
+    ("run", "&Run", ("start", "pause", "stop", None, "new_sweep", "pause_sweep", "stop_sweep", None, "diagnose", "cancel_diagnosis", None,
                      "use_config", "prev_run", "next_run", "close_run")),
     ("view", "&View", (None, "reset_layout")),
     ("tools", "&Tools", ("runs_folder",)),

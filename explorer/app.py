@@ -24,18 +24,6 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
-def _warm_up_torch() -> None:
-    """Import torch and build one throwaway Adam now: the first one costs ~130 ms, which would
-    otherwise stall the GUI when the first run starts. Without torch the app still explores
-    shared ONNX decoders; training then reports that torch is missing."""
-    try:
-        import torch
-    except ImportError:
-        return
-
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, qt_args = _parse(argv)
@@ -49,10 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationDisplayName(APP_NAME)
 
-    # Opening only shared decoders needs no torch (the explorer decodes through onnxruntime):
-    # warm it up only for what may train.
-    if not args.files or not all(f.lower().endswith(".onnx") for f in args.files):
-        _warm_up_torch()
+    # No torch warm-up: runs train in child processes (explorer/jobs/training.py), which load
+    # torch and the trainer themselves; the GUI process never builds an optimiser.
     from .main_window import MainWindow
 
     window = MainWindow()

@@ -66,7 +66,8 @@ class RunController(QObject):
         return self._training is not None
 
     def start_training(self, config: Any, path: str = "", *, force: bool = False) -> RunSession | None:
-        """Start a run in a task; returns its session (None if one is running already).
+        """Start a run in a task (it trains in a child process); returns its session (None if
+        one is running already).
 
         ``path`` is the run file to write; empty: a new file in :attr:`runs_folder`.
         """
@@ -83,7 +84,7 @@ class RunController(QObject):
             return None
         session = RunSession(self.runs.next_name(), config=config, path=path, source="training")
         self.runs.add(session)
-        self._job = TrainingJob(config, path, force=force, torch_threads=self.torch_threads)
+        self._job = TrainingJob(config, path, torch_threads=self.torch_threads, name=session.name)
         task = Task("training", self._job)
         task.partial.connect(self._on_training_event)
         task.result.connect(self._on_finished)
@@ -158,6 +159,7 @@ class RunController(QObject):
             s.append_epoch(event)
 
     def _on_prepared(self, s: RunSession, info: Prepared) -> None:
+        s.pid = info.pid  # the child process training it
         s.set_info(config=info.config, path=info.path, total_steps=info.total_steps,
                    dataset_info=info.dataset_info)
         s.set_status(RunStatus.PAUSED if self.state is TrainingState.PAUSED else RunStatus.RUNNING)

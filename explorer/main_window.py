@@ -191,6 +191,9 @@ class MainWindow(FileActions, QMainWindow):
         self.recover_offer = RecoverOffer(self)
         self.samples_panel = SamplesPanel(self.runs)
         self.samples_dock = self.samples_panel.install(self)  # tabbed with the curves
+        from .sweep_ui import install as install_sweeps  # runs table, sweeps, remedy runs
+
+        self.sweeps = install_sweeps(self)
         self._default_state = self.saveState(SETTINGS_VERSION)
 
     def _default_layout(self) -> None:
@@ -422,5 +425,6 @@ class MainWindow(FileActions, QMainWindow):
         self.model_opener.shutdown()
         self.recover_offer.shutdown()
         self.samples_panel.shutdown()
+        self.sweeps.shutdown()
         self.save_settings()
         event.accept()

@@ -1,11 +1,15 @@
-"""Training one run, as a task: ``models.io.run_callback.start_run`` builds the trainer with the
-run file as one of its callbacks, and this job's listener another.
+"""Training one run, as a task: the run trains in a child process (the sweep engine's local
+backend), and this job follows its :class:`~models.sweep.handle.RunHandle`.
 
-:class:`TrainingJob` is the task function (``job(state)``); its partial results are, in order,
-one :class:`Prepared` (the data are loaded and the run file exists), then the trainer's
-``StepEvent`` and ``EpochEvent`` objects; it returns the ``FinishedEvent`` (finished, stopped,
-diverged or error). ``pause``/``resume``/``stop`` set flags the trainer checks between steps
-and may be called from any thread; cancelling the task stops the run.
+:class:`TrainingJob` is the task function (``job(state)``). It submits the run to a
+:class:`~models.sweep.local.LocalBackend` of one worker (one core left to the GUI), then polls
+the handle's events: its partial results are, in order, one :class:`Prepared` (the child has
+loaded the data and made the run file: its ``StartEvent``), then the trainer's ``StepEvent``
+and ``EpochEvent`` objects; it returns the ``FinishedEvent`` (finished, stopped, diverged,
+error, or interrupted when the child died). ``pause``/``resume``/``stop`` go to the child on its
+control pipe (obeyed before its next step) and may be called from any thread, before the run has
+started too; cancelling the task stops the run. The GUI process loads no torch and no trainer on
+this path: the child does.
 """
 
 from __future__ import annotations
@@ -16,117 +20,123 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..state.status import RunStatus
 from ..tasks import TaskState
 
-#: Niceness added to the training thread (Linux): the GUI thread wins the CPU when both want it,
-#: and training takes every cycle the GUI leaves. Qt's QThread priorities are ignored on Linux.
+#: Niceness added to the training process (Linux): the GUI wins the CPU when both want it, and
+#: training takes every cycle the GUI leaves.
 TRAINING_NICE = 10
 
-_TORCH_DEFAULT_THREADS: int | None = None
+#: Seconds between two polls of the run's events (their latency to the views, at most).
+POLL_S = 0.02
 
 
-def default_torch_threads() -> int:
-    """Torch threads for training in the app: all cores but one, which the GUI keeps.
-
-    Measured (benchmarks/ui_latency.py, 2 cores): with 2 torch threads the GUI stalled up to
-    ~200 ms and training ran 3x slower than with 1, as the pool's threads fought the GUI thread.
-    """
-    global _TORCH_DEFAULT_THREADS
-    if _TORCH_DEFAULT_THREADS is None:  # torch's own choice, before anyone changed it
-        import torch
-
-        _TORCH_DEFAULT_THREADS = torch.get_num_threads()
-    return max(1, min(_TORCH_DEFAULT_THREADS, (os.cpu_count() or 2) - 1))
-
-
-def lower_thread_priority(nice: int) -> bool:
-    """Make the calling thread ``nice`` steps nicer, where the OS allows it (Linux threads)."""
-    if not sys.platform.startswith("linux") or nice <= 0:
+def lower_priority(pid: int | None, nice: int = TRAINING_NICE) -> bool:
+    """Make process ``pid`` (each of its threads) ``nice`` steps nicer, where the OS allows it.
+    Threads it starts later inherit the niceness of the one starting them."""
+    if pid is None or not sys.platform.startswith("linux") or nice <= 0:
         return False
     try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-    except (OSError, AttributeError):
-        return False
-    return True
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    done = False
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+            done = True
+        except OSError:
+            pass
+    return done
 
 
 @dataclass
 class Prepared:
-    """The run's data are loaded and its file exists."""
+    """The run's data are loaded and its file exists (in the process ``pid``)."""
 
     config: Any  # the final RunConfig (data shape filled in)
     path: str
     total_steps: int
     dataset_info: dict
+    pid: int | None = None
+
+
+def follow_handle(state: TaskState, handle: Any, on_event) -> Any:  # noqa: ANN001
+    """Poll ``handle`` until its FinishedEvent, handing each event to ``on_event`` (on this
+    thread); cancelling the task stops the run. Returns the FinishedEvent."""
+    state.on_interruption(handle.stop)
+    reniced = False
+    while True:
+        if not reniced and handle.pid is not None:
+            lower_priority(handle.pid)
+            reniced = True
+        for event in handle.poll():
+            on_event(event)
+            if event is handle.finished:  # queued before the handle says it is done
+                return event
+        handle.wait(POLL_S)
 
 
 class TrainingJob:
-    """Trains one run; call it with a ``TaskState`` in a task's thread."""
+    """Trains one run in a child process; call it with a ``TaskState`` in a task's thread."""
 
-    def __init__(self, config: Any, run_path: str, *, force: bool = False,
-                 torch_threads: int | None = None) -> None:
+    def __init__(self, config: Any, run_path: str, *, torch_threads: int | None = None,
+                 name: str = "run") -> None:
         self.config = config
         self.run_path = run_path
-        self.force = force
         self.torch_threads = torch_threads
+        self.name = name
+        self.pid: int | None = None
         self._lock = threading.Lock()
-        self._trainer: Any = None
-        self._stop_requested = False
-        self._pause_requested = False
+        self._handle: Any = None
+        self._commands: list[str] = []  # given before the handle exists
 
-    # Any thread; the trainer's methods only set flags it checks between steps.
+    # Any thread: the handle sends the command to the child, or remembers it until it starts.
     def pause(self) -> None:
-        with self._lock:
-            self._pause_requested = True
-            if self._trainer is not None:
-                self._trainer.pause()
+        self._command("pause")
 
     def resume(self) -> None:
-        with self._lock:
-            self._pause_requested = False
-            if self._trainer is not None:
-                self._trainer.resume()
+        self._command("resume")
 
     def stop(self) -> None:
+        self._command("stop")
+
+    def _command(self, what: str) -> None:
         with self._lock:
-            self._stop_requested = True
-            if self._trainer is not None:
-                self._trainer.stop()
+            handle = self._handle
+            if handle is None:
+                self._commands.append(what)
+                return
+        getattr(handle, what)()
 
     def __call__(self, state: TaskState) -> Any:
-        from models.io.run_callback import start_run
-        from models.training import EpochEvent, FinishedEvent, StepEvent
+        from models.sweep.handle import threads_per_run
+        from models.sweep.local import LocalBackend
+        from models.training.events import EpochEvent, StartEvent, StepEvent
 
-        import torch
+        threads = int(self.torch_threads or threads_per_run(1, reserve_cores=1))
+        backend = LocalBackend(workers=1, threads=threads, reserve_cores=1)
+        try:
+            handle = backend.submit(self.config, self.run_path, name=self.name)
+            with self._lock:
+                self._handle = handle
+                commands, self._commands = self._commands, []
+            for what in commands:
+                getattr(handle, what)()
 
-        state.on_interruption(self.stop)
-        lower_thread_priority(TRAINING_NICE)
-        torch.set_num_threads(int(self.torch_threads or default_torch_threads()))
-        with self._lock:
-            if self._stop_requested:
-                return FinishedEvent(status=RunStatus.STOPPED, message="stopped before training began",
-                                     epochs_done=0, step=0)
+            def on_event(event: Any) -> None:
+                if isinstance(event, StepEvent | EpochEvent):
+                    state.set_partial_result(event)
+                elif isinstance(event, StartEvent):
+                    self.config = event.config
+                    self.pid = handle.pid
+                    state.set_partial_result(Prepared(
+                        config=event.config, path=self.run_path, total_steps=int(event.total_steps),
+                        dataset_info=dict(event.dataset_info), pid=handle.pid))
+                # Checkpoints and pauses are the run file's business; FinishedEvent: returned.
 
-        def on_event(event: Any) -> None:
-            if isinstance(event, StepEvent | EpochEvent):
-                state.set_partial_result(event)
-            # FinishedEvent: once, as run()'s return value.
-
-        # Loads and splits the data, takes the model's data shape from it.
-        trainer = start_run(self.config, self.run_path, force=self.force, callbacks=[on_event])
-        self.config = trainer.config
-        with self._lock:
-            self._trainer = trainer
-            if self._pause_requested:
-                trainer.pause()
-            if self._stop_requested:
-                trainer.stop()
-        state.set_partial_result(Prepared(config=trainer.config, path=self.run_path,
-                                          total_steps=int(trainer.total_steps),
-                                          dataset_info=trainer.train_data.describe()))
-        return trainer.run()
+            return follow_handle(state, handle, on_event)
+        finally:
+            backend.close()
 
 
 def default_run_path(folder: str) -> str:

@@ -10,7 +10,10 @@ nats, so -ELBO = R + D. Shown per run:
   indifferent;
 - grey diagonals R + D = c: lines of equal ELBO, labelled with the ELBO.
 
-Hovering shows the nearest point's step, R, D and ELBO. Runs overlay with a legend.
+Hovering shows the nearest point's step, R, D and ELBO; clicking a point makes its run the
+current one (the curves, KL panel, diagnosis and explorer follow). Runs overlay with a legend.
+A sweep's runs are drawn faint, behind its frontier and the boundary D = H - R
+(:mod:`explorer.panels.frontier`); a hidden run (runs table) is not drawn.
 
 The view follows the settled part of the runs (the last 80% of each history, trimmed of
 outliers, and every validation point): the first steps' distortion of several hundred nats stays
@@ -34,88 +37,17 @@ from .common import (
     RefreshThrottle,
     SettledRange,
     brush,
-    finite_xy,
     nice_step,
     pen,
     settled_range,
     style_plot,
 )
+from .frontier import FrontierItems
+from .rd_items import RunItems
 
-#: At most this many training points are drawn per run (evenly strided); the rest are skipped.
-MAX_TRAJECTORY_POINTS = 4000
 #: Number of iso-ELBO lines kept ready; those not needed are hidden.
 ISO_LINES = 10
 HOVER_RADIUS_PX = 12
-
-
-class _RunItems:
-    """The items that draw one run; created once, updated with setData."""
-
-    def __init__(self, plot: pg.PlotItem, session: RunSession) -> None:
-        colour = session.colour
-        self.session = session
-        # Dense lines are drawn without antialiasing: it halves their software paint time.
-        self.train = pg.PlotDataItem(pen=pen(colour, 1.0, alpha=110), name=session.label,
-                                     antialias=False)
-        self.val = pg.PlotDataItem(
-            pen=pen(colour, 1.2, style=Qt.PenStyle.DashLine),
-            symbol="o",
-            symbolSize=8,
-            symbolBrush=brush(colour),
-            symbolPen=pg.mkPen("w", width=1),
-        )
-        self.latest = pg.ScatterPlotItem(
-            size=13, symbol="star", brush=brush(colour), pen=pg.mkPen("k", width=0.8)
-        )
-        for item in (self.train, self.val, self.latest):
-            plot.addItem(item)
-        self.items = (self.train, self.val, self.latest)
-        # Data kept for hover look-ups: the drawn (R, D) points, their step and epoch.
-        self.points = np.empty((0, 2))
-        self.point_steps = np.empty(0)
-        self.point_epochs = np.empty(0)
-        self.n_train_points = 0
-
-    def remove(self, plot: pg.PlotItem) -> None:
-        for item in self.items:
-            plot.removeItem(item)
-
-    def update(self) -> None:
-        s = self.session
-        r, d = s.steps["rate"], s.steps["distortion"]
-        if len(r) > MAX_TRAJECTORY_POINTS:
-            stride = math.ceil(len(r) / MAX_TRAJECTORY_POINTS)
-            idx = np.r_[np.arange(0, len(r) - 1, stride), len(r) - 1]
-        else:
-            idx = np.arange(len(r))
-        tr, td = r[idx], d[idx]
-        ok = np.isfinite(tr) & np.isfinite(td)
-        self.train.setData(tr[ok], td[ok])
-        vr, vd = s.epochs["val_rate"], s.epochs["val_distortion"]
-        vr, vd = finite_xy(vr, vd)
-        self.val.setData(vr, vd)
-        if len(tr) and ok[-1]:
-            self.latest.setData([tr[-1]], [td[-1]])
-        else:
-            self.latest.setData([], [])
-        # What hover looks up: the drawn points, their step and epoch (numpy, no per-point Python).
-        v_ok = np.isfinite(s.epochs["val_rate"]) & np.isfinite(s.epochs["val_distortion"])
-        t_steps, t_epochs = _column(s.steps, "step", idx)[ok], _column(s.steps, "epoch", idx)[ok]
-        v_all = np.arange(len(v_ok))
-        v_steps, v_epochs = _column(s.epochs, "step", v_all)[v_ok], _column(s.epochs, "epoch", v_all)[v_ok]
-        self.points = np.column_stack([np.r_[tr[ok], vr], np.r_[td[ok], vd]])
-        self.point_steps = np.r_[t_steps, v_steps]
-        self.point_epochs = np.r_[t_epochs, v_epochs]
-        self.n_train_points = int(ok.sum())
-
-    def describe(self, i: int) -> tuple[str, int, int]:
-        """(kind, step, epoch) of drawn point ``i``."""
-        kind = "training batch" if i < self.n_train_points else "validation"
-        return kind, _int(self.point_steps[i]), _int(self.point_epochs[i])
-
-    def relabel(self, legend: pg.LegendItem) -> None:
-        legend.removeItem(self.train)
-        legend.addItem(self.train, self.session.label)
 
 
 def _clip_line(c: float, slope: float, box: tuple[float, float, float, float]):
@@ -129,16 +61,6 @@ def _clip_line(c: float, slope: float, box: tuple[float, float, float, float]):
     if not lo < hi:
         return None
     return (lo, c + slope * lo), (hi, c + slope * hi)
-
-
-def _int(v: float) -> int:
-    return int(v) if np.isfinite(v) else -1
-
-
-def _column(store, name: str, idx: np.ndarray) -> np.ndarray:
-    """``store[name][idx]``, or NaN where the column is unknown."""
-    col = store[name]
-    return col[idx] if len(col) else np.full(len(idx), np.nan)
 
 
 class RateDistortionPanel(PlotPanel):
@@ -199,7 +121,8 @@ class RateDistortionPanel(PlotPanel):
 
         self.readout = QLabel(
             "line: training batches   ● validation, per epoch   ★ latest   "
-            "dashed: slope −β (equal training objective D + βR)   dotted grey: equal ELBO = −(R + D)"
+            "dashed: slope −β (equal training objective D + βR)   dotted grey: equal ELBO = −(R + D)   "
+            "◆ black: a sweep's frontier   red: D = H − R (H from the best IWAE)   click: select a run"
         )
         self.readout.setWordWrap(True)
         self.readout.setStyleSheet("color: #444; font-size: 9pt;")
@@ -208,7 +131,7 @@ class RateDistortionPanel(PlotPanel):
         layout.addWidget(self.plot_widget, 1)
         layout.addWidget(self.readout)
 
-        self._items: dict[int, _RunItems] = {}
+        self._items: dict[int, RunItems] = {}
         self.empty_hint = EmptyHint(self.plot)
         self.x_range = SettledRange(self.plot, "x", lambda: self._settled(0), parent=self)
         self.y_range = SettledRange(self.plot, "y", lambda: self._settled(1), parent=self)
@@ -217,6 +140,8 @@ class RateDistortionPanel(PlotPanel):
             self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved
         )
         self.plot.getViewBox().sigRangeChanged.connect(self._update_guides)
+        self.frontier = FrontierItems(self.plot)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
 
         runs.sessionAdded.connect(self._add_session)
         runs.sessionRemoved.connect(self._remove_session)
@@ -226,11 +151,13 @@ class RateDistortionPanel(PlotPanel):
 
     # ------------------------------------------------------------------ sessions
     def _add_session(self, session: RunSession) -> None:
-        items = _RunItems(self.plot, session)
+        items = RunItems(self.plot, session)
         self._items[id(session)] = items
         session.stepsAppended.connect(self._throttle.mark_dirty)
         session.epochsAppended.connect(self._throttle.mark_dirty)
         session.cleared.connect(self._throttle.mark_dirty)
+        session.visibilityChanged.connect(self._throttle.mark_dirty)
+        session.diagnosisChanged.connect(self._throttle.mark_dirty)
         session.infoChanged.connect(lambda s=session: self._relabel(s))
         self._throttle.mark_dirty()
 
@@ -238,7 +165,8 @@ class RateDistortionPanel(PlotPanel):
         items = self._items.pop(id(session), None)
         if items is None:
             return
-        for sig in (session.stepsAppended, session.epochsAppended, session.cleared):
+        for sig in (session.stepsAppended, session.epochsAppended, session.cleared,
+                    session.visibilityChanged, session.diagnosisChanged):
             try:
                 sig.disconnect(self._throttle.mark_dirty)
             except (RuntimeError, TypeError):
@@ -251,7 +179,7 @@ class RateDistortionPanel(PlotPanel):
         if items is not None:
             items.relabel(self.legend)
 
-    def run_items(self, session: RunSession) -> _RunItems:
+    def run_items(self, session: RunSession) -> RunItems:
         """The items drawing ``session`` (tests compare their data with the run file)."""
         return self._items[id(session)]
 
@@ -275,9 +203,10 @@ class RateDistortionPanel(PlotPanel):
         for items in self._items.values():
             items.update()
         self.empty_hint.set_empty(not any(len(items.points) for items in self._items.values()))
+        current = self.runs.current
+        self.frontier.update(self.runs.sessions(), current)
         self.x_range.update()
         self.y_range.update()
-        current = self.runs.current
         self.beta_value = self.beta_point = None
         if current is not None and id(current) in self._items and len(current.steps):
             r, d = current.steps.last("rate"), current.steps.last("distortion")
@@ -358,10 +287,9 @@ class RateDistortionPanel(PlotPanel):
         p = vb.mapSceneToView(pos)
         self.hover_at(p.x(), p.y())
 
-    def hover_at(self, x: float, y: float) -> str | None:
-        """Show the point nearest to data coordinates (x, y) within a few pixels; returns its text."""
-        vb = self.plot.getViewBox()
-        px, py = vb.viewPixelSize()
+    def _nearest(self, x: float, y: float):
+        """(pixels, items, index) of the drawn point nearest to (x, y) within a few pixels."""
+        px, py = self.plot.getViewBox().viewPixelSize()
         best = None
         for items in self._items.values():
             if len(items.points) == 0:
@@ -372,6 +300,25 @@ class RateDistortionPanel(PlotPanel):
             i = int(np.argmin(dist))
             if dist[i] <= HOVER_RADIUS_PX and (best is None or dist[i] < best[0]):
                 best = (float(dist[i]), items, i)
+        return best
+
+    def select_at(self, x: float, y: float) -> RunSession | None:
+        """Make the run of the point nearest to (x, y) (a few pixels) current; returns it."""
+        best = self._nearest(x, y)
+        if best is None:
+            return None
+        self.runs.set_current(best[1].session)
+        return best[1].session
+
+    def _on_click(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and not event.double():
+            p = self.plot.getViewBox().mapSceneToView(event.scenePos())
+            self.select_at(p.x(), p.y())
+
+    def hover_at(self, x: float, y: float) -> str | None:
+        """Show the point nearest to data coordinates (x, y) within a few pixels; returns its text."""
+        vb = self.plot.getViewBox()
+        best = self._nearest(x, y)
         if best is None:
             self._hide_hover()
             return None

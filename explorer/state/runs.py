@@ -55,9 +55,30 @@ class RunsModel(QObject):
     def current(self) -> RunSession | None:
         return self._current
 
+    @property
+    def name_counter(self) -> int:
+        """The number of the last name handed out (remembered across launches)."""
+        return self._counter
+
+    def set_name_counter(self, n: int) -> None:
+        self._counter = max(self._counter, int(n))
+
     def next_name(self) -> str:
-        self._counter += 1
-        return f"run {self._counter}"
+        """``run N``, unique among the runs on screen and every name handed out before."""
+        taken = {s.name for s in self._sessions}
+        while True:
+            self._counter += 1
+            name = f"run {self._counter}"
+            if name not in taken:
+                return name
+
+    def unique_name(self, name: str, session: RunSession | None = None) -> str:
+        """``name``, or ``name (2)``, ... when a run on screen (other than ``session``) has it."""
+        taken = {s.name for s in self._sessions if s is not session}
+        out, k = name, 2
+        while out in taken:
+            out, k = f"{name} ({k})", k + 1
+        return out
 
     def find(self, path: str) -> RunSession | None:
         """The session showing the run file ``path``, if any."""

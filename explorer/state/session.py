@@ -35,6 +35,8 @@ class RunSession(QObject):
         ``verdict``, ``activity_per_dim``, ``kl_per_dim``).
     cleared()
         the history was emptied (before a reload).
+    nameChanged(str), visibilityChanged(bool)
+        renamed in the runs table; shown or hidden in the plots.
     """
 
     stepsAppended = Signal(int)
@@ -43,6 +45,8 @@ class RunSession(QObject):
     infoChanged = Signal()
     diagnosisChanged = Signal(object)
     cleared = Signal()
+    nameChanged = Signal(str)
+    visibilityChanged = Signal(bool)
 
     def __init__(
         self,
@@ -67,6 +71,14 @@ class RunSession(QObject):
         self.epochs = ColumnStore()
         self.verdicts: list[str] = []
         self.diagnosis: dict | None = None
+        self.pid: int | None = None  # the process training it, when this app started it
+        #: A sweep's run: the sweep's folder and the values of its varied settings, in order.
+        self.sweep: str | None = None
+        self.settings: dict[str, Any] = {}
+        #: A remedy run: the session it tries to improve, and the remedy's words.
+        self.parent_run: RunSession | None = None
+        self.remedy = ""
+        self.visible = True
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -103,6 +115,17 @@ class RunSession(QObject):
         return None
 
     # ------------------------------------------------------------------ updates
+    def rename(self, name: str) -> None:
+        name = name.strip()
+        if name and name != self.name:
+            self.name = name
+            self.nameChanged.emit(name)
+
+    def set_visible(self, visible: bool) -> None:
+        if bool(visible) is not self.visible:
+            self.visible = bool(visible)
+            self.visibilityChanged.emit(self.visible)
+
     def set_info(
         self,
         *,
