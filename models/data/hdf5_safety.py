@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator
 
 import h5py
+from h5py._objects import phil as _HDF5_LOCK  # the lock h5py takes around every libhdf5 call
 
 from models.data.files import check_regular_file
 from models.errors import LatentExplorerError
@@ -74,7 +75,11 @@ def _fapl(swmr: bool) -> h5py.h5p.PropFAID:
         fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
     setter = _set_read_attempts()
     if setter is not None:
-        setter(fapl.id, READ_ATTEMPTS)
+        # ctypes releases the GIL and h5py does not know of this call: without h5py's own lock
+        # it ran inside libhdf5 while another thread's read did, which broke HDF5's state
+        # ("no VOL object wrap context") in the app's stress test (1 in 4 runs).
+        with _HDF5_LOCK:
+            setter(fapl.id, READ_ATTEMPTS)
     return fapl
 
 

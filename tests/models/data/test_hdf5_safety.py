@@ -157,3 +157,47 @@ def test_a_normal_file_opens_and_its_tree_is_accepted(tmp_path) -> None:
         f["c"] = 1.5
     with open_hdf5(path, DataError) as f:
         assert not f.swmr_mode and list(f["a/b"][()]) == [0, 1, 2]
+
+
+_THREADS_SCRIPT = """
+import sys, threading
+import h5py, numpy as np
+from models.data.hdf5_safety import open_hdf5
+from models.errors import DataError
+
+path = sys.argv[1]
+with h5py.File(path, "w") as f:
+    for k in range(6):
+        f.create_dataset(f"c{k}", data=np.arange(4000.0), chunks=(128,), compression="gzip")
+errors = []
+
+def read():
+    try:
+        for _ in range(200):
+            f = open_hdf5(path, DataError)
+            try:
+                for k in range(6):
+                    f[f"c{k}"][:500]
+            finally:
+                f.close()
+    except Exception as exc:
+        errors.append(repr(exc))
+
+threads = [threading.Thread(target=read) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("errors", len(errors), errors[:1])
+"""
+
+
+def test_files_opened_from_several_threads_at_once_read_cleanly(tmp_path):
+    # The app reads run files from several task threads at once (diagnosis, follow, samples,
+    # encodings). Setting the metadata read attempts through ctypes outside h5py's lock
+    # crashed this script (SIGSEGV, or "no VOL object wrap context" errors); in a child process
+    # so that a crash fails the test instead of ending the suite.
+    proc = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(tmp_path / "t.h5")],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().startswith("errors 0"), proc.stdout
