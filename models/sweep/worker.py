@@ -9,6 +9,8 @@ data are still loading.
 
 from __future__ import annotations
 
+import dataclasses
+
 import enum
 import os
 import threading
@@ -17,7 +19,7 @@ from collections.abc import Callable
 
 from models.config import RunConfig
 from models.errors import LatentExplorerError
-from models.training.events import EpochEvent, Event, FinishedEvent, StepEvent
+from models.training.events import EpochEvent, Event, FinishedEvent, StartEvent, StepEvent
 
 
 class Command(enum.StrEnum):
@@ -80,9 +82,10 @@ def train_one(
     control: Control,
     device: str | None = None,
 ) -> FinishedEvent:
-    """Train ``config`` into ``run_path`` (replacing a file there), sending its step, epoch and
-    finished events to ``on_event`` (the start and checkpoint events carry the weights, which
-    the run file keeps: they do not cross to the driver). Always ends with exactly one
+    """Train ``config`` into ``run_path`` (replacing a file there), sending its start, step,
+    epoch and finished events to ``on_event`` (weights stay out: the start event crosses to the
+    driver without its weights and validation indices, checkpoint events not at all; the run
+    file keeps them). Always ends with exactly one
     FinishedEvent sent: the trainer's, or status "error" with one line when the run could not
     start (bad data, an unusable device)."""
     sent: list[FinishedEvent] = []
@@ -90,7 +93,9 @@ def train_one(
     def emit(ev: Event) -> None:
         if isinstance(ev, FinishedEvent):
             sent.append(ev)
-        if isinstance(ev, StepEvent | EpochEvent | FinishedEvent):
+        if isinstance(ev, StartEvent):  # what the run is, without its weights
+            on_event(dataclasses.replace(ev, weights={}, val_indices=None))
+        elif isinstance(ev, StepEvent | EpochEvent | FinishedEvent):
             on_event(ev)
 
     try:

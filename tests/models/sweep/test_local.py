@@ -10,7 +10,7 @@ import pytest
 from models.io.runfile import RunReader
 from models.sweep.local import LocalBackend
 from models.sweep.manifest import RunStatus
-from models.training.events import EpochEvent, FinishedEvent, StepEvent
+from models.training.events import EpochEvent, FinishedEvent, StartEvent, StepEvent
 
 WAIT = 240  # seconds: the first event comes after the child has imported torch on a busy machine
 
@@ -37,6 +37,10 @@ def test_two_workers_stream_events_and_write_files(tiny, tmp_path) -> None:
         assert steps and steps == sorted(steps) and len(steps) > 2  # streamed step by step
         assert [e.epoch for e in evs if isinstance(e, EpochEvent)] == [1, 2]
         assert isinstance(evs[-1], FinishedEvent) and evs[-1].status == "finished"
+        # first what the run is (the app's session shows it), without weights to carry across
+        start = evs[0]
+        assert isinstance(start, StartEvent) and start.total_steps == steps[-1]
+        assert start.config.train.seed == int(h.name[1]) and dict(start.weights) == {}
         assert h.status is RunStatus.FINISHED and h.pid is not None and h.pid != os.getpid()
         with RunReader(h.run_path) as r:
             assert r.status == "finished" and r.n_epochs == 2
