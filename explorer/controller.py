@@ -20,9 +20,11 @@ from models.errors import LatentExplorerError
 
 from .dialogs import error_line
 from .jobs.diagnose import diagnose_task
+from .jobs.open_model import diagnose_model_task
 from .jobs.export import export_task, stop_child_processes
 from .jobs.training import Prepared, TrainingJob, default_run_path
 from .state import RunSession, RunsModel, RunStatus, TrainingState
+from .state.external import ModelSession
 from .tasks import Task, TaskStatus
 from .watcher import RunWatcher
 
@@ -310,16 +312,21 @@ class RunController(QObject):
 
     def diagnose(self, iw_samples: int = 100, max_samples: int = 2000,
                  session: RunSession | None = None) -> bool:
-        """Run the full diagnosis (with the ELBO gap) of ``session`` in a task."""
+        """Run the full diagnosis (with the ELBO gap) of ``session`` (the current one by default:
+        a run, or a model opened from an ONNX pair) in a task."""
         session = session or self.runs.current
-        if session is None or not session.path:
+        if isinstance(session, ModelSession):  # an opened ONNX pair: diagnosed from its files
+            job: tuple = ("diagnose-model", diagnose_model_task, session.model)
+        elif session is None or not session.path:
             self.error.emit("no run to diagnose: train or open a run first")
             return False
+        else:
+            job = ("diagnose", diagnose_task, session.path)
         if self._diagnosis is not None:
             return False
         self._diag_session = session
         self.message.emit(f"Diagnosing {session.name} (K = {iw_samples}) …")
-        self._diagnosis = self._run_task("diagnose", diagnose_task, session.path, int(iw_samples),
+        self._diagnosis = self._run_task(*job, int(iw_samples),
                                          int(max_samples), on_result=self._on_diagnosis,
                                          on_error=self._on_diagnosis_failed,
                                          on_done=self._on_diagnosis_ended)

@@ -18,7 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QDialog, QProgressBar, QPushButton
 
-from .jobs.open_model import OpenedModel, diagnose_model_task, open_model_task
+from .jobs.open_model import OpenedModel, open_model_task
 from .state.external import LINK_SUFFIX, ModelRequest, ModelSession, link_name
 from .tasks import Task, TaskStatus
 
@@ -37,8 +37,6 @@ class ModelOpener(QObject):
         self.last_request: ModelRequest | None = None
         self._open: Task | None = None
         self._request: ModelRequest | None = None
-        self._diagnosis: Task | None = None
-        self._diag_session: ModelSession | None = None
         self._pending: ModelSession | None = None  # to show when the explorer comes on screen
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(200)
@@ -188,46 +186,10 @@ class ModelOpener(QObject):
         if visible and pending is not None and pending is self.window.runs.current:
             self.show_in_explorer(pending)
 
-    # ------------------------------------------------------------------ Diagnose now
-    @Slot(object, int, int)
-    def diagnose(self, session: ModelSession, iw_samples: int, max_samples: int) -> bool:
-        if self._diagnosis is not None:
-            return False
-        self._diag_session = session
-        task = Task("diagnose-model", diagnose_model_task, session.model, int(iw_samples),
-                    int(max_samples))
-        task.result.connect(self._on_diagnosis)
-        task.error.connect(lambda line: self.window.show_error(f"diagnosis failed: {line}"))
-        task.finished.connect(self._on_diagnosis_done)
-        self._diagnosis = task
-        task.start()
-        self.window.diagnosis_panel.set_busy(True)
-        self.window.statusBar().showMessage(f"Diagnosing {session.name} (K = {iw_samples}) …", 8000)
-        return True
-
-    def cancel_diagnosis(self) -> None:
-        if self._diagnosis is not None:
-            self._diagnosis.cancel()
-
-    @Slot(object)
-    def _on_diagnosis(self, result: dict) -> None:
-        s = self._diag_session
-        if s is not None and s in self.window.runs.sessions():
-            s.set_diagnosis(result)
-            self.window.statusBar().showMessage(f"{s.name}: diagnosis done", 8000)
-
-    @Slot(object)
-    def _on_diagnosis_done(self, status: TaskStatus) -> None:
-        if status is TaskStatus.CANCELLED and self._diag_session is not None:
-            self.window.statusBar().showMessage(f"{self._diag_session.name}: diagnosis cancelled", 8000)
-        self._diagnosis = self._diag_session = None
-        self.window.diagnosis_panel.set_busy(False)
-
     def shutdown(self, timeout_ms: int = 30_000) -> None:
-        for task in (self._open, self._diagnosis):
-            if task is not None:
-                task.cancel()
-                task.wait(timeout_ms)
+        if self._open is not None:
+            self._open.cancel()
+            self._open.wait(timeout_ms)
 
 
 def _dialog(window: Any, previous: ModelRequest | None):
@@ -240,13 +202,10 @@ def _dialog(window: Any, previous: ModelRequest | None):
 
 def install(window: Any) -> ModelOpener:
     """File > Open model… (the table's ``open_model``), ``.lemodel`` links in Recent files,
-    Diagnose now and its Cancel for an opened model, the latent explorer following it."""
+    the latent explorer following it (Diagnose now is the controller's, for runs and models)."""
     opener = ModelOpener(window)
     window.act_open_model.triggered.connect(opener.open_dialog)
     window.add_file_handler((LINK_SUFFIX,), opener.open_link)
-    panel = window.diagnosis_panel
-    panel.modelDiagnoseRequested.connect(opener.diagnose)
-    panel.cancelRequested.connect(opener.cancel_diagnosis)
     window.runs.currentChanged.connect(opener.current_changed)
     dock = getattr(getattr(window, "latent_panel", None), "dock", None)
     if dock is not None:

@@ -111,9 +111,8 @@ def marginal_kl_text(d: dict) -> str:
 class DiagnosisPanel(QWidget):
     """Per-epoch and on-demand diagnosis of the current run of a :class:`RunsModel`."""
 
-    diagnoseRequested = Signal(int, int)  # importance samples K, validation samples (0 = all)
-    #: the same for an opened model (``ModelSession``): it is diagnosed from its ONNX pair
-    modelDiagnoseRequested = Signal(object, int, int)
+    #: importance samples K, validation samples (0 = all), for the current run or opened model
+    diagnoseRequested = Signal(int, int)
     cancelRequested = Signal()
 
     def __init__(self, runs: RunsModel, parent: QWidget | None = None) -> None:
@@ -204,10 +203,7 @@ class DiagnosisPanel(QWidget):
 
     def request(self) -> None:
         """Ask for a full diagnosis with the K and sample count in the panel."""
-        if isinstance(self.session, ModelSession):
-            self.modelDiagnoseRequested.emit(self.session, self.iw_spin.value(), self.n_spin.value())
-        else:
-            self.diagnoseRequested.emit(self.iw_spin.value(), self.n_spin.value())
+        self.diagnoseRequested.emit(self.iw_spin.value(), self.n_spin.value())
 
     def show_diagnosis(self, d: dict | None) -> None:
         if d is None:
