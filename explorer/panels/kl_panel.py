@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -109,6 +109,7 @@ class KLPanel(PlotPanel):
         self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap="viridis", interactive=False,
                                           label="KL (nats)", width=14)
         self.colour_bar.setImageItem(self.heat, insert_in=self.heat_plot)
+        self.colour_bar.axis.geometryChanged.connect(self._colour_ticks)  # fewer when shorter
         self.view.ci.layout.setRowStretchFactor(0, 1)
         self.view.ci.layout.setRowStretchFactor(1, 1)
         self.bar_hint = EmptyHint(self.bar_plot, others=[self.threshold])
@@ -158,6 +159,20 @@ class KLPanel(PlotPanel):
     def _settings_changed(self, *_args) -> None:
         self._throttle.mark_dirty()
         self._throttle.flush()
+
+    #: Pixels of colour-bar height per tick label: closer ones touch.
+    TICK_SPACING_PX = 18
+
+    @Slot()
+    def _colour_ticks(self) -> None:
+        """Our own colour-bar ticks in log mode (pyqtgraph's label every minor tick when the
+        values span less than a decade), as many as the bar's height keeps apart."""
+        if not (self._heat_log and self._levels):
+            self.colour_bar.axis.setTicks(None)
+            return
+        height = self.colour_bar.axis.geometry().height()
+        most = max(2, min(5, int(height // self.TICK_SPACING_PX)))
+        self.colour_bar.axis.setTicks([log_ticks(*self._levels, max_ticks=most)])
 
     def flush(self) -> None:
         self._throttle.flush()
@@ -288,12 +303,11 @@ class KLPanel(PlotPanel):
             if old is None or old[0] != lo or abs(hi - old[1]) > 0.05 * (old[1] - old[0]):
                 self._levels = (lo, hi)
                 self.colour_bar.setLevels((lo, hi))
-                # Our own ticks in log mode: pyqtgraph's label every minor tick when the values
-                # span less than a decade, and the labels then overlap.
-                self.colour_bar.axis.setTicks([log_ticks(lo, hi)] if log else None)
+                if log == self._heat_log:  # else just below
+                    self._colour_ticks()
         if log != self._heat_log:
             self._heat_log = log
-            self.colour_bar.axis.setTicks([log_ticks(*self._levels)] if log and self._levels else None)
+            self._colour_ticks()
             self.colour_bar.getAxis("left").setLabel("KL (nats, log scale)" if log else "KL (nats)")
         first = float(steps[0]) if np.isfinite(steps[0]) else 0.0
         last = float(steps[-1]) if np.isfinite(steps[-1]) else float(n)

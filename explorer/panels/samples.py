@@ -51,6 +51,8 @@ class SamplesPanel(QWidget):
                                    "Data and reconstructions", "Reconstructions"])
         self.recon_view.plot.showAxis("bottom", False)  # rows are named on the left
         self.prior_view = ImagePlot("Samples from the prior (fixed draws)")
+        self.prior_view.set_title(["Samples from the prior (fixed draws)",
+                                   "Samples from the prior", "Prior samples"])
         views = QWidget()
         row = QHBoxLayout(views)
         row.setContentsMargins(0, 0, 0, 0)

@@ -205,3 +205,19 @@ def test_export_at_twice_the_size_scales_the_legend_too(qtbot, runs, tmp_path):
     rows2 = _ink_rows(two, big)
     assert rows1 > 3 and rows2 >= 1.6 * rows1, (rows1, rows2)
     assert rd.legend.scale() == 1.0  # the window's legend is as it was
+
+
+def test_colour_bar_labels_do_not_overlap_on_a_short_panel(qtbot, runs):
+    # A laptop's KL dock leaves the colour bar ~35 px: five decade labels (1e-4 ... 1) touched.
+    kl = make(qtbot, KLPanel, runs, size=(560, 300))
+    s = runs.add(RunSession("r", source="file"))
+    history(s, kl_scale=1000.0)  # KL up to ~0.5 nats: levels from 1e-4, over three decades
+    kl.flush()
+    lo, hi = kl._levels
+    assert hi - lo > 3
+    qtbot.wait(20)
+    labels = _tick_texts(kl.colour_bar.axis)
+    assert len(labels) >= 2, labels
+    rects = sorted((r for r, _t in labels), key=lambda r: r.top())
+    for a, b in zip(rects, rects[1:]):
+        assert not a.intersects(b), [t for _r, t in labels]
