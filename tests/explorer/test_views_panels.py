@@ -221,3 +221,20 @@ def test_colour_bar_labels_do_not_overlap_on_a_short_panel(qtbot, runs):
     rects = sorted((r for r, _t in labels), key=lambda r: r.top())
     for a, b in zip(rects, rects[1:]):
         assert not a.intersects(b), [t for _r, t in labels]
+
+
+@pytest.mark.parametrize("height", [150, 200, 260])
+def test_curve_tick_labels_do_not_pile_up_on_a_short_dock(qtbot, runs, height):
+    # Three stacked curves in a laptop's dock: the ELBO plot's axis is 40-80 px long, and
+    # pyqtgraph's own spacing put six labels (-140 ... -240) on top of each other there.
+    curves = make(qtbot, CurvesPanel, runs, size=(420, height))
+    s = runs.add(RunSession("r", source="file"))
+    history(s)
+    curves.flush()
+    qtbot.wait(20)
+    for plot in curves.plots.values():
+        axis = plot.getAxis("left")
+        labels = _tick_texts(axis)
+        rects = sorted((r for r, _t in labels), key=lambda r: r.top())
+        for a, b in zip(rects, rects[1:]):
+            assert not a.intersects(b), (height, [t for _r, t in labels])
