@@ -136,7 +136,8 @@ class SpacedAxis(pg.AxisItem):
     """A vertical axis whose value labels never touch. pyqtgraph labels every major tick and
     keeps at least 2.25 intervals whatever the axis's length, so a curve 45 px tall on a laptop
     showed six labels (-140 ... -240) on top of each other; here the major step grows (1, 2, 5
-    times a power of ten) until each label has :attr:`LABEL_GAP` label heights of room."""
+    times a power of ten) until each label has :attr:`LABEL_GAP` label heights of room, keeping
+    at least one label in view."""
 
     LABEL_GAP = 1.5
 
@@ -146,10 +147,18 @@ class SpacedAxis(pg.AxisItem):
             return levels
         height = QFontMetrics(self.style["tickFont"] or self.font()).height()
         most = max(1, int(size // (height * self.LABEL_GAP)))  # labels that fit
+        lo, hi = sorted((minVal, maxVal))
+
+        def labels(step: float) -> int:  # multiples of step in view
+            return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
+
         major = levels[0][0]
-        span = abs(maxVal - minVal)
-        while major > 0 and span / major + 1 > most and span / major >= 1:
-            major = nice_step(major * 1.5, 1)  # the next of 1, 2, 5 x 10^k
+        while major > 0 and labels(major) > most:
+            wider = nice_step(major * 1.5, 1)  # the next of 1, 2, 5 x 10^k
+            if labels(wider) < 1:  # room for one label only: the round value nearest the middle
+                middle = round((lo + hi) / 2 / major) * major
+                return [(10 * max(hi - lo, major), middle)]  # (spacing, offset): one tick in view
+            major = wider
         if major == levels[0][0]:
             return levels
         whole = [(s, o) for s, o in levels[1:] if s < major and abs(major / s - round(major / s)) < 1e-6]

@@ -238,3 +238,13 @@ def test_curve_tick_labels_do_not_pile_up_on_a_short_dock(qtbot, runs, height):
         rects = sorted((r for r, _t in labels), key=lambda r: r.top())
         for a, b in zip(rects, rects[1:]):
             assert not a.intersects(b), (height, [t for _r, t in labels])
+
+
+def test_a_short_axis_keeps_a_label_over_a_wide_range(qtbot):
+    from explorer.panels.common import SpacedAxis
+
+    axis = SpacedAxis("left")
+    for lo, hi in ((-400.0, -140.0), (-240.0, -140.0), (0.5, 3.0), (100.0, 101.0)):
+        for size in (30.0, 45.0, 80.0, 300.0):
+            shown = [v for v in axis.tickValues(lo, hi, size)[0][1] if lo <= v <= hi]
+            assert shown, (lo, hi, size)
