@@ -94,7 +94,11 @@ class ImagePlot(pg.GraphicsLayoutWidget):
         """Centre the plot with margins so its view has the image's aspect: the title, the axis
         labels and the image then sit together, not at the widget's edges with the image
         floating in between (an aspect-locked view alone pads the image, not the axes)."""
-        if self._shape is None or not shiboken6.isValid(self.plot):  # closed since
+        if not shiboken6.isValid(self.plot):  # closed since
+            return
+        if self._shape is None:  # nothing shown yet: only the title, fitted to the widget
+            if self._titles:
+                self._apply_title(min(self.plot.getViewBox().width() or 1e9, self.width()))
             return
         h, w = (s * 1.04 for s in self._shape[:2])  # the view's 2% padding on each side
         vb = self.plot.getViewBox()

@@ -134,6 +134,7 @@ class SampleView(ImagePlot):
 
     def __init__(self, space: LatentSpace, parent=None) -> None:
         super().__init__("Click a point on the map", parent, axes=True)
+        self.set_title(["Click a point on the map", "Click a point"])
         self.space = space
         self.plot.hideAxis("left")
         self.set_ticks("bottom", [])

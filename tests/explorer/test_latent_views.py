@@ -402,3 +402,21 @@ def test_a_third_party_decoder_without_metadata_works_the_same(qtbot, tmp_path):
     imgs = view.renderer.grid_images.reshape(3, space.traversal_columns, 4, 4)
     assert all(np.array_equal(imgs[2, 0], imgs[2, c]) for c in range(space.traversal_columns))
     assert not np.array_equal(imgs[0, 0], imgs[0, -1])
+
+
+def test_the_sample_views_placeholder_title_fits_a_narrow_view(qtbot, decoder_path):
+    # At 1920 x 1080 the sample view is ~150 px wide: "Click a point on the map" was cut to
+    # "Click a point on the r" (the title was fitted only once an image was shown).
+    from PySide6.QtGui import QFontMetricsF
+
+    from explorer.latent.image_views import SampleView
+
+    view = SampleView(LatentSpace(OnnxDecoder(decoder_path)))
+    qtbot.addWidget(view)
+    view.setFixedSize(110, 200)
+    view.show()
+    qtbot.waitExposed(view)
+    qtbot.wait(50)
+    room = min(view.plot.getViewBox().width(), view.width())
+    assert view.title() in ("Click a point on the map", "Click a point") or view.title().endswith("…")
+    assert QFontMetricsF(view._title_font()).horizontalAdvance(view.title()) <= room
