@@ -177,6 +177,9 @@ class MainWindow(FileActions, QMainWindow):
         # Three stacked plots need this much height for tick labels that do not pile up; a
         # shorter dock scrolls (widgets.scrolling).
         self.curves_panel.setMinimumHeight(330)
+        # The bars and the heat map under the controls and the summary: below this they were
+        # 15 px each at 1280x720 and their labels overlapped; a shorter dock scrolls.
+        self.kl_panel.setMinimumHeight(340)
         self.kl_dock = self.add_dock(self.kl_panel, "KL per dimension", B, "dock.kl")
         self.diagnosis_dock = self.add_dock(self.diagnosis_panel, "Diagnosis", B, "dock.diagnosis")
         self._default_layout()

@@ -123,6 +123,13 @@ def test_the_window_fits_each_screen_and_nothing_is_cut(window, finished_run, tm
         qtbot.wait(600)  # the panels' throttled redraws and the layout settle
         assert window.width() <= width and window.height() <= height - 60
         assert _cut_widgets(window) == [], (width, height)
+        # Each plot keeps room for its axis labels (the dock scrolls instead): at 1280 x 720
+        # the KL bars and heat map were 15 px tall, their labels on top of each other.
+        plots = {"kl bars": window.kl_panel.bar_plot, "kl heat map": window.kl_panel.heat_plot,
+                 **window.curves_panel.plots}
+        short = {k: round(p.getViewBox().height()) for k, p in plots.items()
+                 if p.getViewBox().height() < 25}  # two label heights (SpacedAxis thins)
+        assert short == {}, (width, height, short)
         assert window.statusBar().currentMessage().startswith("Ready")
         assert window.run_file_label.geometry().left() > window.statusBar().fontMetrics() \
             .horizontalAdvance(window.statusBar().currentMessage()) // 2
