@@ -69,6 +69,8 @@ class SamplesPanel(QWidget):
         layout.addLayout(header)
         layout.addLayout(self.stack, 1)
 
+        self._on_screen = True  # a panel on its own; the Samples dock says when it is hidden
+        self._stale = False
         self.refresh_button.clicked.connect(self.refresh)
         runs.currentChanged.connect(self.set_session)
         self.set_session(runs.current)
@@ -82,16 +84,29 @@ class SamplesPanel(QWidget):
                 pass
         self._session = session
         self._cancel()
+        self._stale = False
         self.shown = None
         self.stack.setCurrentWidget(self.hint)
         if session is not None:
             session.epochsAppended.connect(self._on_epochs)
             if len(session.epochs):
-                self.refresh()
+                self._on_epochs(len(session.epochs))
         self._update()
 
     def _on_epochs(self, _n: int) -> None:
-        self.refresh()
+        if self._on_screen:
+            self.refresh()
+        else:  # nobody looks: decoding would take the GIL from the GUI for nothing (and the
+            self._stale = True  # first decode imports torch, a stall of ~0.5 s); when shown
+
+    @Slot(bool)
+    def set_on_screen(self, visible: bool) -> None:
+        """The dock's tab shown or hidden: a hidden panel does not follow each epoch, and
+        catches up when it comes back on screen."""
+        self._on_screen = bool(visible)
+        if self._on_screen and self._stale:
+            self._stale = False
+            self.refresh()
 
     def refresh(self) -> bool:
         """Decode the current run's latest weights in the background; False with nothing to do."""
@@ -176,6 +191,8 @@ class SamplesPanel(QWidget):
         if curves is not None:
             window.tabifyDockWidget(curves, dock)
             curves.raise_()
+        dock.visibilityChanged.connect(self.set_on_screen)
+        self.set_on_screen(False)  # behind the curves until the user picks its tab
         return dock
 
     def shutdown(self, timeout_ms: int = 30_000) -> None:

@@ -286,6 +286,37 @@ def test_the_samples_panel_shows_reconstructions_and_prior_samples(qtbot, two_ru
     panel.shutdown()
 
 
+def test_a_hidden_samples_tab_waits_and_catches_up_when_shown(qtbot, two_runs):
+    # Hidden behind the curves, the panel decoded each epoch anyway: work nobody saw, and the
+    # first decode imports torch in the GUI's process (an event-loop stall of ~0.5 s mid-run).
+    from explorer.panels.samples import SamplesPanel
+
+    first, _second = two_runs
+    runs = RunsModel()
+    panel = SamplesPanel(runs)
+    qtbot.addWidget(panel)
+    panel.set_on_screen(False)
+    session = _session(first)
+    session.extend_epochs({"epoch": np.array([0])}, ["ok"])
+    runs.add(session)
+    session.extend_epochs({"epoch": np.array([1])}, ["ok"])
+    assert not panel.busy and panel.shown is None
+    with qtbot.waitSignal(panel.recon_view.item.sigImageChanged, timeout=60_000):
+        panel.set_on_screen(True)  # the user picks the Samples tab: the latest weights
+    assert panel.shown is not None and panel.shown.weights_step > 0
+    panel.shutdown()
+
+
+def test_the_samples_dock_is_off_screen_behind_the_curves(window, qtbot):
+    window.show()
+    qtbot.waitExposed(window)
+    window.curves_dock.raise_()
+    qtbot.wait(50)
+    assert not window.samples_panel._on_screen
+    window.samples_dock.raise_()
+    qtbot.waitUntil(lambda: window.samples_panel._on_screen, timeout=5_000)
+
+
 # --------------------------------------------------------------------------- run-file reads
 def test_a_long_run_file_is_read_off_the_gui_thread(window, finished_run, qtbot, monkeypatch, errors):
     import threading
