@@ -274,7 +274,15 @@ class RateDistortionPanel(PlotPanel):
         if self.beta_label.rotateAxis != axis:  # the text follows the line's direction
             self.beta_label.rotateAxis = axis
             self.beta_label.setAngle(0)
-        self.beta_label.setPos(ax + 0.45 * (bx - ax), ay + 0.45 * (by - ay))
+        x, y = ax + 0.45 * (bx - ax), ay + 0.45 * (by - ay)
+        # Below the line, or above it where the plane's lower edge would cut the text.
+        vb = self.plot.getViewBox()
+        room = vb.sceneBoundingRect().bottom() - vb.mapViewToScene(pg.QtCore.QPointF(x, y)).y()
+        height = self.beta_label.textItem.boundingRect().height()
+        anchor = pg.Point(0.5, 0.0 if room > 2 * height else 1.0)
+        if self.beta_label.anchor != anchor:
+            self.beta_label.setAnchor(anchor)
+        self.beta_label.setPos(x, y)
         self.beta_label.show()
 
     # ------------------------------------------------------------------ hover

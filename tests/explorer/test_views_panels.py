@@ -248,3 +248,20 @@ def test_a_short_axis_keeps_a_label_over_a_wide_range(qtbot):
         for size in (30.0, 45.0, 80.0, 300.0):
             shown = [v for v in axis.tickValues(lo, hi, size)[0][1] if lo <= v <= hi]
             assert shown, (lo, hi, size)
+
+
+def test_the_slope_label_stays_inside_the_plane_near_its_lower_edge(qtbot, runs):
+    # At 1366 x 768 the "slope −β" label hung below a line near the bottom, half cut off.
+    rd = make(qtbot, RateDistortionPanel, runs)
+    s = runs.add(RunSession("r", source="file"))
+    history(s)
+    rd.flush()
+    r, d = rd.beta_point
+    vb = rd.plot.getViewBox()
+    for low in (d - 1.0, d - 20.0):  # the line just above the lower edge, then mid-plot
+        vb.setRange(xRange=(r - 3, r + 3), yRange=(low, low + 30), padding=0)
+        rd._update_guides()
+        qtbot.wait(20)
+        assert rd.beta_label.isVisible()
+        label, view = rd.beta_label.sceneBoundingRect(), vb.sceneBoundingRect()
+        assert view.top() <= label.top() and label.bottom() <= view.bottom(), (low, label, view)
