@@ -69,10 +69,17 @@ def test_ctrl_c_stops_every_run_and_leaves_complete_files(tiny_spec, tmp_path) -
             if "epoch 1/100000 done" in line:
                 seen.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     assert seen.wait(300), lines
     proc.send_signal(signal.SIGINT)
-    stdout, _ = proc.communicate(timeout=300)
+    # Not communicate(): it reads and closes stderr under the reader thread (a ValueError in
+    # that thread failed this test on a loaded machine). The table on stdout fits the pipe.
+    proc.wait(timeout=300)
+    reader.join(timeout=60)
+    stdout = proc.stdout.read()
+    proc.stdout.close()
+    proc.stderr.close()
     assert proc.returncode == 130, lines
     assert [line.split()[-1] for line in stdout.splitlines()[1:]] == ["stopped", "stopped"]
     manifest = _manifest(out)
