@@ -139,13 +139,22 @@ class Chains(QObject):
         self.window.act_next_run.trigger()
 
 
+#: Seconds after which the stress test counts as hung.
+HANG_S = 600
+
+
 def test_hundreds_of_background_tasks_in_one_session(window, finished_run, tiny_config, tmp_path,
-                                                     qtbot, errors, monkeypatch):
+                                                     qtbot, errors, monkeypatch, request):
     import torch
 
     from models.io.runfile import RunReader
 
     faulthandler.enable()
+    # A deadlock (seen once: the GUI thread in shiboken's deferred deletion of a QMenu, blocked
+    # on a Qt mutex while holding the GIL) prints every thread's stack and ends the run instead
+    # of hanging the suite; the test takes well under a minute.
+    faulthandler.dump_traceback_later(HANG_S, exit=True)
+    request.addfinalizer(faulthandler.cancel_dump_traceback_later)
     t0 = time.perf_counter()
     started0 = tasks.STARTED
     c = window.controller
