@@ -132,6 +132,13 @@ class RefreshThrottle(QObject):
         self._callback()
 
 
+def labels_that_fit(axis: pg.AxisItem, length: float) -> int:
+    """How many value labels a vertical axis ``length`` px long shows without touching: each
+    gets :attr:`SpacedAxis.LABEL_GAP` label heights (at least one label)."""
+    height = QFontMetrics(axis.style["tickFont"] or axis.font()).height()
+    return max(1, int(length // (height * SpacedAxis.LABEL_GAP)))
+
+
 class SpacedAxis(pg.AxisItem):
     """A vertical axis whose value labels never touch. pyqtgraph labels every major tick and
     keeps at least 2.25 intervals whatever the axis's length, so a curve 45 px tall on a laptop
@@ -145,8 +152,7 @@ class SpacedAxis(pg.AxisItem):
         levels = super().tickSpacing(minVal, maxVal, size)
         if not levels or self.orientation not in ("left", "right") or self._tickSpacing:
             return levels
-        height = QFontMetrics(self.style["tickFont"] or self.font()).height()
-        most = max(1, int(size // (height * self.LABEL_GAP)))  # labels that fit
+        most = labels_that_fit(self, size)
         lo, hi = sorted((minVal, maxVal))
 
         def labels(step: float) -> int:  # multiples of step in view

@@ -34,7 +34,9 @@ from PySide6.QtWidgets import (
 from models.latent.stats import ACTIVE_THRESHOLD  # an active unit's activity (Burda et al. 2016)
 
 from ..state import RunSession, RunsModel
-from .common import EmptyHint, PlotPanel, RefreshThrottle, brush, log_ticks, pen, style_plot
+from .common import (
+    EmptyHint, PlotPanel, RefreshThrottle, brush, labels_that_fit, log_ticks, pen, style_plot,
+)
 
 #: KL below this many nats implies activity below ACTIVE_THRESHOLD (KL_i >= A_i / 2).
 KL_COLLAPSE_THRESHOLD = ACTIVE_THRESHOLD / 2
@@ -160,9 +162,6 @@ class KLPanel(PlotPanel):
         self._throttle.mark_dirty()
         self._throttle.flush()
 
-    #: Pixels of colour-bar height per tick label: closer ones touch.
-    TICK_SPACING_PX = 18
-
     @Slot()
     def _colour_ticks(self) -> None:
         """Our own colour-bar ticks in log mode (pyqtgraph's label every minor tick when the
@@ -171,7 +170,7 @@ class KLPanel(PlotPanel):
             self.colour_bar.axis.setTicks(None)
             return
         height = self.colour_bar.axis.geometry().height()
-        most = max(2, min(5, int(height // self.TICK_SPACING_PX)))
+        most = max(2, min(5, labels_that_fit(self.colour_bar.axis, height)))  # the axes' rule
         self.colour_bar.axis.setTicks([log_ticks(*self._levels, max_ticks=most)])
 
     def flush(self) -> None:
