@@ -25,6 +25,25 @@ _CHILDREN_LOCK = threading.Lock()
 POLL_S = 0.1
 
 
+#: The child's program. A process started with SIGINT ignored (a shell's background job) would
+#: pass that on, and the child would finish an export the user cancelled: it takes Python's
+#: default handler back, unblocked, before anything else.
+_CHILD_SCRIPT = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "hasattr(signal, 'pthread_sigmask') and signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "from models.cli import main; sys.exit(main())"
+)
+
+
+def _file_state(path) -> tuple | None:
+    """What identifies a file's content cheaply (inode, size, mtime); None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _interrupt(proc: subprocess.Popen) -> None:
     """SIGINT where there is one: the child's clean-up then removes its temporary file, and the
     file it would have replaced stays as it was."""
@@ -63,7 +82,7 @@ def export_run_decoder(run_path: str, out_path: str, encoder_path: str | None = 
     """
     from models.errors import ExportError
 
-    cmd = [sys.executable, "-c", "import sys; from models.cli import main; sys.exit(main())",
+    cmd = [sys.executable, "-c", _CHILD_SCRIPT,
            "export", os.fspath(run_path), "--decoder", os.fspath(out_path), "--force"]
     if encoder_path:
         cmd += ["--encoder", os.fspath(encoder_path)]
@@ -72,6 +91,7 @@ def export_run_decoder(run_path: str, out_path: str, encoder_path: str | None = 
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     if should_stop is not None and should_stop():
         raise Cancelled()
+    before = _file_state(out_path)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     with _CHILDREN_LOCK:
         _CHILDREN.add(proc)
@@ -97,6 +117,9 @@ def export_run_decoder(run_path: str, out_path: str, encoder_path: str | None = 
         with _CHILDREN_LOCK:
             _CHILDREN.discard(proc)
     if cancelled:
+        if proc.returncode == 0 or _file_state(out_path) != before:
+            # The cancel came after the child had replaced the file: say what happened.
+            return f"decoder -> {out_path} (written before the cancel reached it)"
         raise Cancelled()
     if proc.returncode in (130, -2, -15, -9):  # interrupted (the app is closing)
         raise ExportError(f"{out_path}: the export was cancelled; nothing was written")
