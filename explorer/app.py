@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     QCoreApplication.setApplicationName(APP_NAME)
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationDisplayName(APP_NAME)
+    from . import collector
+
+    collector.install()  # cycles are collected on this thread only (see explorer/collector.py)
 
     # No torch warm-up: runs train in child processes (explorer/jobs/training.py), which load
     # torch and the trainer themselves; the GUI process never builds an optimiser.

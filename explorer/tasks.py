@@ -53,6 +53,8 @@ slot). Here:
 4. The references are dropped in a slot queued *after* that (``QTimer.singleShot(0, ...)``), never
    inside a slot of the object being released: the thread is then deleted by the GUI thread,
    with no signal of it in flight.
+5. From the first task on, Python's cyclic garbage collector runs on the GUI thread only
+   (:mod:`explorer.collector`): a widget in a reference cycle is never released by a task thread.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, S
 
 from models.errors import LatentExplorerError
 
+from . import collector
 from .dialogs import error_line
 
 #: Every task started and not yet released (rule 2 above).
@@ -216,6 +219,7 @@ class Task(QObject):
         global STARTED
         if self.status is not TaskStatus.PENDING:
             raise RuntimeError(f"task {self.name} was started already")
+        collector.install()  # rule 5
         thread = _TaskThread(self._fn, self.state, self._args, self._kwargs)
         self._fn = self._args = self._kwargs = None
         thread.setObjectName(self.name)

@@ -201,3 +201,47 @@ def test_many_short_tasks_in_a_row(qtbot):
         t.start()
     qtbot.waitUntil(lambda: len(done) >= 302, timeout=60_000)
     qtbot.waitUntil(lambda: not tasks.live_tasks(), timeout=10_000)
+
+
+class _Marked:
+    """Notes the thread that frees it."""
+
+    freed_on: list = []
+
+    def __del__(self):
+        _Marked.freed_on.append(threading.get_ident())
+
+
+def test_cycles_made_in_a_task_thread_are_collected_on_the_gui_thread(qtbot):
+    # A widget in a reference cycle that CPython collects in a task thread loses its wrapper
+    # there (the deadlock seen once in the stress test): collection belongs to the GUI thread.
+    from explorer import collector
+
+    def work(state):
+        kept = []  # new containers that stay: each 700 pass generation 0's threshold
+        for _ in range(20):
+            a, b = _Marked(), _Marked()
+            a.other, b.other = b, a  # a cycle: only the cyclic collector frees it
+            del a, b
+            kept.append([[] for _ in range(2000)])
+        return gc.isenabled(), kept  # kept past the task: the GUI thread's timer sees them
+
+    _Marked.freed_on = []
+    task = Task("cycles", work)
+    task.start()
+    qtbot.waitUntil(lambda: task.status.done, timeout=30_000)
+    assert task.value[0] is False  # automatic collection is off while tasks run
+    qtbot.waitUntil(lambda: sum(collector.collections()) > 0, timeout=10_000)  # the timer's
+    gc.collect()  # what reached the oldest generation waits for a full collection: now
+    assert len(_Marked.freed_on) == 40
+    assert set(_Marked.freed_on) == {threading.get_ident()}  # the GUI (main) thread
+
+
+def test_a_full_collection_waits_as_cpython_does():
+    from explorer.collector import generation_due
+
+    assert generation_due((700, 0, 0), (700, 10, 10)) is None
+    assert generation_due((701, 3, 0), (700, 10, 10)) == 0
+    assert generation_due((701, 11, 3), (700, 10, 10)) == 1
+    assert generation_due((701, 11, 11), (700, 10, 10)) == 2
+    assert generation_due((10_000, 11, 11), (0, 10, 10)) is None  # gc.set_threshold(0): off
