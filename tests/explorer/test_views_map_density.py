@@ -142,3 +142,39 @@ def pg_point(x, y):
     from PySide6.QtCore import QPoint
 
     return QPoint(x, y)
+
+
+def test_a_zoom_step_paints_the_map_once(qtbot, map_):
+    # pyqtgraph moved the items to a new range only while painting, which asked for a second
+    # paint of the same view: two per zoom step (half the zoom frame time, issue 15).
+    from PySide6.QtCore import QEvent, QObject
+
+    class Paints(QObject):
+        n = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Type.Paint:
+                Paints.n += 1
+            return False
+
+    vb = map_.getPlotItem().getViewBox()
+    counter = Paints()
+    map_.viewport().installEventFilter(counter)
+    qtbot.wait(50)
+    steps = 12
+    for k in range(steps):
+        before = Paints.n
+        vb.scaleBy((0.97, 0.97) if k < steps // 2 else (1 / 0.97, 1 / 0.97))
+        qtbot.waitUntil(lambda b=before: Paints.n > b, timeout=2000)
+        qtbot.wait(30)  # anything the paint asked for comes now
+    map_.viewport().removeEventFilter(counter)
+    assert Paints.n <= steps + 2  # the density image may be binned anew once at rest
+
+
+def test_the_legend_is_drawn_once_not_on_every_zoom_step(map_):
+    from PySide6.QtWidgets import QGraphicsItem
+
+    assert map_.legend.items
+    for sample, label in map_.legend.items:
+        for item in (sample, label, label.item):
+            assert item.cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
