@@ -33,6 +33,7 @@ from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFontMetricsF, QPixmapCache
 from PySide6.QtWidgets import QGraphicsItem, QMenu
 
+from ..panels.paint import apply_ranges_before_paint, cache_legend
 from .density import density_rgba
 from .map_items import PRIOR_COLOUR, AnchorItem, foreground, label_colour, point_size
 from .model import LatentSpace
@@ -113,10 +114,6 @@ class LatentMapView(pg.PlotWidget):
         self._syncing = False
         self._brushes: np.ndarray | None = None
 
-        # A zoom or pan step costs one paint, not two (map_view's zoom p99 in
-        # benchmarks/explorer_latency.py): pyqtgraph applies a new view range to the items only
-        # while painting, and what that moves (the image, anchors, labels) asks for a second
-        # paint of the same view. Applying it when the range changes lets one paint show all.
         # Only major ticks, labelled, and no SI prefix on unitless latent axes: the axes were
         # half of every zoom frame's time (their ticks and texts are rebuilt on each step).
         # The hidden top and right axes follow the range too: no SI prefix (a label each step).
@@ -125,7 +122,7 @@ class LatentMapView(pg.PlotWidget):
             axis.enableAutoSIPrefix(False)
             axis.setStyle(maxTickLevel=0, maxTextLevel=0)
         vb = plot.getViewBox()
-        vb.sigRangeChanged.connect(self._apply_view_range)
+        apply_ranges_before_paint(vb)  # one paint per zoom or pan step, not two
         vb.sigResized.connect(self._fit_texts)
         vb.sigResized.connect(self._update_density)
         vb.sigRangeChanged.connect(self._update_density)
@@ -241,16 +238,6 @@ class LatentMapView(pg.PlotWidget):
         self._density_key = (x0, y0, bw, bh, nx, ny)
         self.density_bins += 1
 
-    def _apply_view_range(self, *_args) -> None:
-        """Move the items to the new view range now, before the paint (see ``__init__``)."""
-        self.getPlotItem().getViewBox().updateMatrix()
-
-    def _cache_legend(self) -> None:
-        """The legend's samples and texts drawn once, not on every zoom step (it stays put)."""
-        for sample, label in self.legend.items:
-            for item in (sample, label, label.item):
-                item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-
     def _update_legend(self) -> None:
         self.legend.clear()
         space = self.space
@@ -263,7 +250,7 @@ class LatentMapView(pg.PlotWidget):
         elif not space.has_encodings:
             sample = pg.ScatterPlotItem(symbol="o", size=8, pen=None, brush=PRIOR_COLOUR)
             self.legend.addItem(sample, f"{len(space.points):,} draws from the prior N(0, I)")
-        self._cache_legend()
+        cache_legend(self.legend)  # drawn once, not on every zoom step
         self._fit_texts()
 
     def _fit_texts(self, *_args) -> None:

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from models.errors import LatentExplorerError
 
+from .paint import apply_ranges_before_paint
+
 #: What an empty plot says instead of showing axes that mean nothing (before any run).
 EMPTY_HINT = "No run yet: press Start (F5) or open a run"
 #: The share of a history whose values set a plot's automatic range: the last 80% of the rows,
@@ -181,6 +183,7 @@ def style_plot(plot: pg.PlotItem, title: str | None, x_label: str, y_label: str,
     """
     if not isinstance(plot.getAxis("left"), SpacedAxis):
         plot.setAxisItems({"left": SpacedAxis("left")})
+    apply_ranges_before_paint(plot.getViewBox())
     if title:
         plot.setTitle(title, size="10pt")
     plot.setLabel("bottom", x_label, units=x_units)
@@ -243,17 +246,27 @@ class SettledRange(QObject):
     """
 
     def __init__(self, plot: pg.PlotItem, axis: str, compute: Callable[[], tuple[float, float] | None],
-                 padding: float = 0.05, parent: QObject | None = None) -> None:
+                 padding: float = 0.05, parent: QObject | None = None,
+                 headroom: float = 0.0) -> None:
         super().__init__(parent)
         self.plot = plot
         self.axis = axis
         self.compute = compute
         self.padding = padding
+        #: Room left past the high end (a share of the span), for data that grow there (the
+        #: steps of a live run): the range then moves only when they fill it, not on every
+        #: redraw, and the axes are not rebuilt with each new step.
+        self.headroom = headroom
         self.active = True
         self._last: tuple[float, float] | None = None
         self._setting = False
+        self.follow(plot)
+
+    def follow(self, plot: pg.PlotItem) -> None:
+        """Take this axis of ``plot`` too (a plot linked to this one): no auto-range of its own,
+        and a zoom or pan there hands the axis to the user as well."""
         vb = plot.getViewBox()
-        vb.enableAutoRange(**{axis: False})
+        vb.enableAutoRange(**{self.axis: False})
         vb.sigRangeChangedManually.connect(self._manual)
         plot.autoBtn.clicked.connect(self.reset)  # after pyqtgraph's own slot: it wins
 
@@ -279,6 +292,11 @@ class SettledRange(QObject):
         pad = (hi - lo) * self.padding
         lo, hi = lo - pad, hi + pad
         last, span = self._last, hi - lo
+        if self.headroom > 0:
+            if (last is not None and last[0] <= lo + 0.02 * span and hi <= last[1]
+                    and last[1] - last[0] <= span * (1 + 2 * self.headroom)):
+                return  # the data still fit in the room left last time
+            hi = lo + span * (1 + self.headroom)
         if last is not None and abs(last[0] - lo) <= 0.02 * span and abs(last[1] - hi) <= 0.02 * span:
             return
         self._last = (lo, hi)

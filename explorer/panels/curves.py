@@ -109,6 +109,13 @@ class CurvesPanel(PlotPanel):
                             for key, plot in self.plots.items()}
         self.y_ranges = {key: SettledRange(plot, "y", lambda k=key: self._settled(k), parent=self)
                          for key, plot in self.plots.items()}
+        # The steps axis, shared by the three plots, leaves room ahead of a live run: it moves
+        # when the run fills it, not with every new step (each move rebuilt all six axes).
+        first, *others = self.plots.values()
+        self.x_range = SettledRange(first, "x", self._steps_extent, padding=0.0, parent=self,
+                                    headroom=0.25)
+        for plot in others:
+            self.x_range.follow(plot)
         # One throttle per plot: the scheduler then paints one plot per event-loop turn.
         self._throttles = {key: RefreshThrottle(lambda k=key: self._redraw(k), parent=self)
                            for key, *_rest in CURVES}
@@ -154,10 +161,20 @@ class CurvesPanel(PlotPanel):
         return settled_range([s.steps[tcol] for s in sessions if len(s.steps)],
                              extra=[s.epochs[vcol] for s in sessions if len(s.epochs)])
 
+    def _steps_extent(self) -> tuple[float, float] | None:
+        """The first and last step that any run has logged, or None."""
+        steps = [table["step"] for items in self._items.values()
+                 for table in (items.session.steps, items.session.epochs) if len(table)]
+        if not steps:
+            return None
+        lo, hi = min(float(s[0]) for s in steps), max(float(s[-1]) for s in steps)
+        return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
+
     def _redraw(self, key: str) -> None:
         for items in self._items.values():
             items.update(key)
         empty = not any(len(items.session.steps) or len(items.session.epochs)
                         for items in self._items.values())
         self.empty_hints[key].set_empty(empty)
+        self.x_range.update()
         self.y_ranges[key].update()

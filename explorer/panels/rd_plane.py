@@ -43,6 +43,7 @@ from .common import (
     style_plot,
 )
 from .frontier import FrontierItems
+from .paint import cache_legend
 from .rd_items import RunItems
 
 #: Number of iso-ELBO lines kept ready; those not needed are hidden.
@@ -159,6 +160,7 @@ class RateDistortionPanel(PlotPanel):
         session.visibilityChanged.connect(self._throttle.mark_dirty)
         session.diagnosisChanged.connect(self._throttle.mark_dirty)
         session.infoChanged.connect(lambda s=session: self._relabel(s))
+        cache_legend(self.legend)
         self._throttle.mark_dirty()
 
     def _remove_session(self, session: RunSession) -> None:
@@ -178,6 +180,7 @@ class RateDistortionPanel(PlotPanel):
         items = self._items.get(id(session))
         if items is not None:
             items.relabel(self.legend)
+            cache_legend(self.legend)
 
     def run_items(self, session: RunSession) -> RunItems:
         """The items drawing ``session`` (tests compare their data with the run file)."""

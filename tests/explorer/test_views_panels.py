@@ -265,3 +265,36 @@ def test_the_slope_label_stays_inside_the_plane_near_its_lower_edge(qtbot, runs)
         assert rd.beta_label.isVisible()
         label, view = rd.beta_label.sceneBoundingRect(), vb.sceneBoundingRect()
         assert view.top() <= label.top() and label.bottom() <= view.bottom(), (low, label, view)
+
+
+def test_the_steps_axis_leaves_room_ahead_and_moves_only_when_it_is_filled(qtbot):
+    # Each move of a shared x range rebuilt all six axes of the curves: a live run's new steps
+    # fill the room left ahead of them, and the range moves only when they reach its end.
+    import pyqtgraph as pg
+
+    from explorer.panels.common import SettledRange
+
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    extent = {"hi": 100.0}
+    x = SettledRange(widget.getPlotItem(), "x", lambda: (0.0, extent["hi"]), padding=0.0,
+                     headroom=0.25)
+    vb = widget.getPlotItem().getViewBox()
+    moves = []
+    vb.sigXRangeChanged.connect(lambda *_a: moves.append(vb.viewRange()[0]))
+    x.update()
+    assert vb.viewRange()[0] == pytest.approx([0.0, 125.0])
+    for hi in (105.0, 110.0, 120.0, 125.0):  # within the room: no move
+        extent["hi"] = hi
+        x.update()
+    assert len(moves) == 1
+    extent["hi"] = 130.0  # past it: room again
+    x.update()
+    assert len(moves) == 2 and vb.viewRange()[0] == pytest.approx([0.0, 162.5])
+    # A user's zoom hands the axis over; "A" gives it back.
+    vb.sigRangeChangedManually.emit([True, False])
+    extent["hi"] = 500.0
+    x.update()
+    assert len(moves) == 2
+    x.reset()
+    assert vb.viewRange()[0] == pytest.approx([0.0, 625.0])
