@@ -233,13 +233,14 @@ class RunsTablePanel(QWidget):
         self.view.verticalHeader().hide()
         self.view.setAlternatingRowColors(True)
         header = self.view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        # The name can be resized; status and numbers are as wide as what they hold; the
+        # settings that differ take the rest (fixed widths left them 15 px at 1280 x 720).
         header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(SETTINGS, QHeaderView.ResizeMode.Stretch)
         header.setSortIndicatorClearable(True)
-        for col, width in ((NAME, 150), (STATUS, 78), (RATE, 62), (DIST, 68), (ELBO, 72),
-                           (IWAE, 72), (ACTIVE, 52)):
-            self.view.setColumnWidth(col, width)
+        self.view.setColumnWidth(NAME, 120)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._menu)
         self.view.selectionModel().currentRowChanged.connect(self._row_changed)

@@ -97,3 +97,26 @@ def test_the_runs_dock_is_a_tab_beside_the_kl_panel_with_one_tab_bar(window, qtb
     qtbot.waitUntil(lambda: len(runs_bars()) == 1, timeout=5000)
     window.resize(1900, 1000)
     qtbot.waitUntil(lambda: len(runs_bars()) == 1, timeout=5000)
+
+
+def test_the_settings_column_keeps_room_in_a_laptop_sized_dock(qtbot, tiny_config):
+    # At 1280 x 720 the dock is ~570 px wide: fixed column widths left Settings 15 px ("…").
+    from explorer.panels.runs_table import RunsTablePanel
+    from explorer.state import RunSession, RunsModel
+
+    runs = RunsModel()
+    for beta in (0.25, 1.0, 4.0, 16.0):
+        cfg = dataclasses.replace(tiny_config, objective=dataclasses.replace(tiny_config.objective, beta=beta))
+        runs.add(RunSession(f"beta={beta:g}", config=cfg, source="file"))
+    panel = RunsTablePanel(runs)
+    qtbot.addWidget(panel)
+    panel.resize(570, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    view = panel.view
+    text = _text(panel, 1, SETTINGS)
+    assert text == "beta=1"
+    needed = view.fontMetrics().horizontalAdvance(text) + 12
+    assert view.columnWidth(SETTINGS) >= needed
+    total = sum(view.columnWidth(c) for c in range(panel.model.columnCount()))
+    assert total <= view.viewport().width()  # every column in view, no sideways scrolling
