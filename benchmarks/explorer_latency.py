@@ -287,6 +287,10 @@ def main() -> None:
     from explorer.panels.common import configure_pyqtgraph
 
     configure_pyqtgraph()
+    from explorer import collector
+    from explorer.latent.widget import LatentExplorerWidget  # noqa: F401 (imported before the freeze)
+
+    collector.install_for_app()  # garbage collected as the app does (explorer/app.py)
     summary: dict = {
         "points": args.points,
         "anchors": args.anchors,

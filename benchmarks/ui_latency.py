@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
+    from explorer import collector
+
+    collector.install_for_app()  # as the app starts (explorer/app.py)
     settings = QSettings(os.path.join(tmp, "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings, torch_threads=args.torch_threads)
     window.controller.runs_folder = os.path.join(tmp, "runs")

@@ -38,12 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationDisplayName(APP_NAME)
     from . import collector
 
-    collector.install()  # cycles are collected on this thread only (see explorer/collector.py)
-
     # No torch warm-up: runs train in child processes (explorer/jobs/training.py), which load
     # torch and the trainer themselves; the GUI process never builds an optimiser.
     from .main_window import MainWindow
 
+    # Cycles are collected on this thread only, and the modules just imported are out of every
+    # full collection's way (explorer/collector.py).
+    collector.install_for_app()
     window = MainWindow()
     window.show()
     window.open_paths(args.files)  # interrupted runs among them: one recovery dialog

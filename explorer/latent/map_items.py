@@ -1,11 +1,12 @@
-"""What the latent map draws besides its cloud: label colours, symbol sizes, and the draggable
-anchor item (a pyqtgraph ``TargetItem``)."""
+"""What the latent map draws besides its scatter: label colours, symbol sizes, the density image
+item, and the draggable anchor item (a pyqtgraph ``TargetItem``)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage
 
 #: Colours of labels 0..9 (the widely used "tab10" qualitative palette); more labels cycle hues.
 LABEL_COLOURS = (
@@ -32,6 +33,39 @@ def label_colour(k: int, n: int, alpha: int = 150) -> QColor:
 def point_size(n: int) -> int:
     """Symbol size in pixels: smaller for bigger clouds, so dense regions still read."""
     return 3 if n > 20_000 else 4 if n > 5_000 else 6
+
+
+class DensityImageItem(pg.GraphicsObject):
+    """An RGBA image stretched over a rectangle in view coordinates, row 0 at the rectangle's
+    lowest y (as ``pg.ImageItem(axisOrder="row-major")`` draws it).
+
+    The image is converted once, when set, to Qt's premultiplied ARGB32, the format its raster
+    engine scales without converting every pixel on every paint (``ImageItem`` keeps RGBA8888
+    and redraws through its level and lookup machinery); a zoom step repaints it scaled.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image: np.ndarray | None = None  #: the RGBA uint8 [ny, nx, 4] shown (tests read it)
+        self._qimage: QImage | None = None
+        self._rect = QRectF()
+
+    def set_image(self, rgba: np.ndarray, rect: QRectF) -> None:
+        rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+        ny, nx = rgba.shape[:2]
+        wrapped = QImage(rgba.data, nx, ny, 4 * nx, QImage.Format.Format_RGBA8888)
+        self.prepareGeometryChange()
+        self._qimage = wrapped.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+        self.image = rgba
+        self._rect = QRectF(rect)
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
+        return QRectF(self._rect)
+
+    def paint(self, painter, *_args) -> None:
+        if self._qimage is not None:
+            painter.drawImage(self._rect, self._qimage)
 
 
 class AnchorItem(pg.TargetItem):

@@ -29,13 +29,20 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QFontMetricsF, QPixmapCache
 from PySide6.QtWidgets import QGraphicsItem, QMenu
 
-from ..panels.paint import apply_ranges_before_paint, cache_legend
+from ..panels.paint import QuickAxis, apply_ranges_before_paint, cache_legend
 from .density import density_rgba
-from .map_items import PRIOR_COLOUR, AnchorItem, foreground, label_colour, point_size
+from .map_items import (
+    PRIOR_COLOUR,
+    AnchorItem,
+    DensityImageItem,
+    foreground,
+    label_colour,
+    point_size,
+)
 from .model import LatentSpace
 
 #: Clicks within this many pixels of a point select it.
@@ -67,7 +74,8 @@ class LatentMapView(pg.PlotWidget):
     dragFinished = Signal(int)
 
     def __init__(self, space: LatentSpace, parent=None) -> None:
-        super().__init__(parent)
+        # Only the shown axes: pyqtgraph shows every axis item it is given.
+        super().__init__(parent, axisItems={name: QuickAxis(name) for name in ("left", "bottom")})
         self.space = space
         QPixmapCache.setCacheLimit(max(QPixmapCache.cacheLimit(), 64 * 1024))  # KB; the item cache
         self.setMenuEnabled(False)
@@ -81,8 +89,7 @@ class LatentMapView(pg.PlotWidget):
         self.scatter.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.scatter.setZValue(0)
         self.addItem(self.scatter)
-        self.density = pg.ImageItem(axisOrder="row-major")
-        self.density.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.density = DensityImageItem()
         self.density.setZValue(0)
         self.density.hide()
         self.addItem(self.density, ignoreBounds=True)
@@ -92,6 +99,8 @@ class LatentMapView(pg.PlotWidget):
         self._density_key: tuple | None = None  # (x0, y0, bin_w, bin_h, nx, ny) of the image
         self._colours: np.ndarray | None = None  # [k, 3] label colours, 0-1
         self._point_labels: np.ndarray | None = None
+        self._by_x: tuple[np.ndarray, np.ndarray] | None = None  # (x, y) sorted by x
+        self._crowd_last: tuple[tuple[float, ...], bool] | None = None  # last view, crowded?
         self._density_idle = QTimer(self)  # bins anew, crisp, when a zoom has stopped
         self._density_idle.setSingleShot(True)
         self._density_idle.setInterval(DENSITY_IDLE_MS)
@@ -160,11 +169,13 @@ class LatentMapView(pg.PlotWidget):
             self._colours = np.array([c.getRgbF()[:3]])
             self._point_labels = None
         self._density_key = None
+        self._by_x = None  # the points sorted by x, for counting those in view
+        self._crowd_last = None
         brush = self._brushes if self._brushes is not None else pg.mkBrush(PRIOR_COLOUR)
         self.scatter.setData(
             x=pts[:, 0], y=pts[:, 1], brush=brush, size=point_size(n), pen=None, symbol="o"
         )
-        self.highlight.setData([], [])
+        self.show_point(None)
         self._update_legend()
         # Fit the cloud once; the view then stays put (a drag must not rescale it under the
         # pointer). The plot's "A" button fits again.
@@ -198,9 +209,7 @@ class LatentMapView(pg.PlotWidget):
         use = self.density_enabled and len(pts) >= DENSITY_MIN_POINTS and w_px > 0 and h_px > 0
         if use:
             (x0, x1), (y0, y1) = vb.viewRange()
-            x, y = pts[:, 0], pts[:, 1]
-            inside = np.count_nonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
-            use = inside >= DENSITY_MIN_POINTS
+            use = self._crowded((x0, x1, y0, y1))
         if not use:
             if self.density.isVisible():
                 self.density.hide()
@@ -224,6 +233,33 @@ class LatentMapView(pg.PlotWidget):
                           int(math.ceil((1 + 2 * DENSITY_MARGIN) * h_px / bin_px)))
         self._show_density()
 
+    def _crowded(self, view: tuple[float, float, float, float]) -> bool:
+        """Whether at least DENSITY_MIN_POINTS points are in ``view`` (x0, x1, y0, y1).
+
+        A view that holds the last one holds at least as many points, and one inside it at
+        most as many, so a zoom out over a crowded view or in over a sparse one needs no
+        count; otherwise the points whose x is in view are a slice of the x-sorted order."""
+        last = self._crowd_last
+        if last is not None:
+            (l0, l1, m0, m1), crowded = last
+            x0, x1, y0, y1 = view
+            if crowded and x0 <= l0 and x1 >= l1 and y0 <= m0 and y1 >= m1:
+                return True
+            if not crowded and x0 >= l0 and x1 <= l1 and y0 >= m0 and y1 <= m1:
+                return False
+        if self._by_x is None:
+            pts = self.space.points
+            order = np.argsort(pts[:, 0], kind="stable")
+            self._by_x = (np.ascontiguousarray(pts[order, 0]), np.ascontiguousarray(pts[order, 1]))
+        xs, ys = self._by_x
+        i0 = int(np.searchsorted(xs, view[0], side="left"))
+        i1 = int(np.searchsorted(xs, view[1], side="right"))
+        band = ys[i0:i1]  # the points with x0 <= x <= x1
+        crowded = i1 - i0 >= DENSITY_MIN_POINTS and int(
+            np.count_nonzero((band >= view[2]) & (band <= view[3]))) >= DENSITY_MIN_POINTS
+        self._crowd_last = (view, crowded)
+        return crowded
+
     def _show_density(self) -> None:
         if not self.density.isVisible():
             self.scatter.hide()
@@ -233,8 +269,7 @@ class LatentMapView(pg.PlotWidget):
         """The density image of the points over nx x ny bins of bw x bh from (x0, y0)."""
         rgba = density_rgba(self.space.points, self._point_labels, self._colours,
                             (x0, y0, bw, bh, nx, ny), SYMBOL_ALPHA)
-        self.density.setImage(rgba, autoLevels=False, levels=None)
-        self.density.setRect(pg.QtCore.QRectF(x0, y0, nx * bw, ny * bh))
+        self.density.set_image(rgba, QRectF(x0, y0, nx * bw, ny * bh))
         self._density_key = (x0, y0, bw, bh, nx, ny)
         self.density_bins += 1
 
@@ -292,6 +327,7 @@ class LatentMapView(pg.PlotWidget):
         else:
             x, y = self.space.points[k]
             self.highlight.setData([x], [y])
+        self.highlight.setVisible(k is not None)  # an empty scatter still costs a paint a frame
 
     # ------------------------------------------------------------------ anchors
     def rebuild_anchors(self) -> None:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from models.errors import LatentExplorerError
 
-from .paint import apply_ranges_before_paint
+from .paint import QuickAxis, apply_ranges_before_paint
 
 #: What an empty plot says instead of showing axes that mean nothing (before any run).
 EMPTY_HINT = "No run yet: press Start (F5) or open a run"
@@ -141,7 +141,7 @@ def labels_that_fit(axis: pg.AxisItem, length: float) -> int:
     return max(1, int(length // (height * SpacedAxis.LABEL_GAP)))
 
 
-class SpacedAxis(pg.AxisItem):
+class SpacedAxis(QuickAxis):
     """A vertical axis whose value labels never touch. pyqtgraph labels every major tick and
     keeps at least 2.25 intervals whatever the axis's length, so a curve 45 px tall on a laptop
     showed six labels (-140 ... -240) on top of each other; here the major step grows (1, 2, 5

@@ -5,6 +5,8 @@ benchmarks/explorer_latency.py)."""
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QFont, QPainter, QPicture
 from PySide6.QtWidgets import QGraphicsItem
 
 
@@ -23,3 +25,65 @@ def cache_legend(legend: pg.LegendItem) -> None:
     for sample, label in legend.items:
         for item in (sample, label, label.item):
             item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+class _MeasuringPainter:
+    """What ``AxisItem.generateDrawSpecs`` asks of its painter, a font and the rectangles of its
+    texts, with the rectangles remembered: the same few tick labels come back frame after frame.
+    A text not seen before is measured by a real painter, as pyqtgraph measures it."""
+
+    def __init__(self) -> None:
+        self._font: QFont | None = None
+        self._rects: dict[tuple, QRectF] = {}
+
+    def setFont(self, font: QFont) -> None:  # noqa: N802 (QPainter's name)
+        self._font = QFont(font)
+
+    def boundingRect(self, rect: QRectF, flags, text: str) -> QRectF:  # noqa: N802
+        font = self._font
+        key = (font.key() if font is not None else "", rect.width(), rect.height(), int(flags), text)
+        found = self._rects.get(key)
+        if found is None:
+            if len(self._rects) > 512:
+                self._rects.clear()
+            picture = QPicture()
+            painter = QPainter(picture)
+            try:
+                if font is not None:
+                    painter.setFont(font)
+                found = painter.boundingRect(rect, flags, text)
+            finally:
+                painter.end()
+            self._rects[key] = found
+        return QRectF(found)  # a copy: the caller shrinks its height
+
+
+class QuickAxis(pg.AxisItem):
+    """An axis that draws its ticks and labels straight onto the plot's painter.
+
+    pyqtgraph records an axis into a ``QPicture`` and then plays the picture back, on every
+    range change, and measures each label's text anew each time; that was most of a zoom
+    frame of the latent map and of a live plot's redraw. Here the drawing specification (ticks,
+    label rectangles and texts) is what is kept until pyqtgraph marks the axis stale, the label
+    rectangles are remembered, and each paint draws the specification once. It looks the same.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._measure = _MeasuringPainter()
+        self._specs: tuple | None = None
+
+    def paint(self, p, opt, widget) -> None:
+        if self.picture is None:  # pyqtgraph's "stale" mark: range, size, style or ticks changed
+            measure = self._measure
+            measure.setFont(self.style["tickFont"] or QFont())  # a QPicture's painter's font
+            self._specs = self.generateDrawSpecs(measure)
+            self.picture = True  # up to date until pyqtgraph sets it to None again
+        if self._specs is not None:
+            p.save()
+            try:
+                if self.style["tickFont"] is None:
+                    p.setFont(self._measure._font)
+                self.drawPicture(p, *self._specs)
+            finally:
+                p.restore()

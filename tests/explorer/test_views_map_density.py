@@ -178,3 +178,32 @@ def test_the_legend_is_drawn_once_not_on_every_zoom_step(map_):
     for sample, label in map_.legend.items:
         for item in (sample, label, label.item):
             assert item.cacheMode() == QGraphicsItem.CacheMode.DeviceCoordinateCache
+
+
+def test_only_the_left_and_bottom_axes_are_drawn(map_):
+    # pyqtgraph shows every axis item it is given: the top and right ones must stay hidden
+    # (drawing them doubled the axes' share of a zoom frame).
+    plot = map_.getPlotItem()
+    assert plot.getAxis("left").isVisible() and plot.getAxis("bottom").isVisible()
+    assert not plot.getAxis("top").isVisible() and not plot.getAxis("right").isVisible()
+
+
+def test_the_highlight_is_not_drawn_until_a_point_is_shown(map_):
+    assert not map_.highlight.isVisible()  # an empty scatter still cost a paint each frame
+    map_.show_point(3)
+    assert map_.highlight.isVisible()
+    np.testing.assert_allclose(map_.highlight.getData()[0], [map_.space.points[3, 0]])
+    map_.show_point(None)
+    assert not map_.highlight.isVisible()
+
+
+def test_the_crowded_count_matches_a_plain_count_of_the_points_in_view(map_):
+    pts = map_.space.points
+    x, y = pts[:, 0], pts[:, 1]
+    rng = np.random.default_rng(1)
+    for _ in range(300):  # random views, nested and not, so both short cuts are taken too
+        cx, cy = rng.normal(0, 0.5, 2)
+        half = rng.uniform(0.05, 3.0, 2)
+        view = (cx - half[0], cx + half[0], cy - half[1], cy + half[1])
+        inside = np.count_nonzero((x >= view[0]) & (x <= view[1]) & (y >= view[2]) & (y <= view[3]))
+        assert map_._crowded(view) == (inside >= map_view.DENSITY_MIN_POINTS), view
