@@ -1,6 +1,7 @@
 """The local backend: runs in child processes of this one, at most ``workers`` at once.
 
-Each run is a :class:`~models.sweep.process.ChildRun` (multiprocessing ``spawn``) with
+Each run is a :class:`~models.sweep.process.ChildRun` (forked from a fork server that has
+imported the trainer; ``spawn`` off Linux) with
 ``threads`` torch threads; by default the machine's cores are split between the workers, with
 ``reserve_cores`` left free (the app passes 1, for its GUI thread): ``workers x threads <= cores
 - reserve_cores``. One dispatcher thread waits on every child's events pipe at once

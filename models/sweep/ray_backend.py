@@ -36,7 +36,7 @@ from models.errors import ConfigError
 from models.io.atomic import replace_from, write_temp_beside
 from models.sweep.handle import Backend, RunHandle, sigint_blocked, threads_per_run
 from models.sweep.manifest import RunStatus
-from models.sweep.worker import Command, Control, set_threads, train_one
+from models.sweep.worker import Command, Control, Outbox, set_threads, train_one
 from models.training.events import Event, FinishedEvent
 
 PROBE = ".ray-storage-probe"
@@ -66,22 +66,29 @@ class _RunActor:
     def train(self, key: int, config: RunConfig, run_path: str, probe: tuple[str, str], events: Any,
               threads: int | None, device: str | None) -> bytes | None:
         """Train; None when the file was written in place, else the run file's bytes."""
+        import ray
+
         set_threads(threads)
-        events.put((key, os.getpid()))  # first: which process trains it (RunHandle.pid)
+        # Batched from a thread: Queue.put is a blocking round trip to the queue's actor.
+        outbox = Outbox(events.put_nowait_batch, gone=(ray.exceptions.RayError,))
+        outbox.put((key, os.getpid()))  # first: which process trains it (RunHandle.pid)
 
         def send(ev: Event) -> None:
-            events.put((key, ev))
+            outbox.put((key, ev))
 
-        if _reads_token(*probe):
-            train_one(config, run_path, send, self._control, device)
-            return None
-        with tempfile.TemporaryDirectory(prefix="latent-explorer-") as tmp:
-            path = os.path.join(tmp, os.path.basename(run_path))
-            train_one(config, path, send, self._control, device)
-            if not os.path.exists(path):  # the run could not start: its error says why
+        try:
+            if _reads_token(*probe):
+                train_one(config, run_path, send, self._control, device)
                 return None
-            with open(path, "rb") as fh:
-                return fh.read()
+            with tempfile.TemporaryDirectory(prefix="latent-explorer-") as tmp:
+                path = os.path.join(tmp, os.path.basename(run_path))
+                train_one(config, path, send, self._control, device)
+                if not os.path.exists(path):  # the run could not start: its error says why
+                    return None
+                with open(path, "rb") as fh:
+                    return fh.read()
+        finally:
+            outbox.close()  # every event is in the queue before the driver sees the run end
 
 
 def _reads_token(path: str, token: str) -> bool:

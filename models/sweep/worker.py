@@ -13,6 +13,7 @@ import dataclasses
 
 import enum
 import os
+import queue
 import threading
 import traceback
 from collections.abc import Callable
@@ -64,6 +65,48 @@ class Control:
 
 def _forward(trainer, command: Command) -> None:  # noqa: ANN001
     {Command.PAUSE: trainer.pause, Command.RESUME: trainer.resume, Command.STOP: trainer.stop}[command]()
+
+
+class Outbox:
+    """Sends events from a thread of its own, in order, so that the training loop never waits
+    on the transport: each time the thread wakes it sends everything queued so far as one batch
+    (``send_batch(list)``: a pipe sends them one by one, Ray in one call; on a busy machine a
+    blocking round trip per step had cost the Ray backend a good part of its time).
+    ``close`` sends the rest and waits. Once ``send_batch`` raises one of ``gone`` (the
+    driver has gone away) the rest is dropped: the control channel stops the run."""
+
+    def __init__(self, send_batch: Callable[[list], object], gone: tuple[type[BaseException], ...]) -> None:
+        self._send_batch = send_batch
+        self._gone = gone
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._send_all, name="events", daemon=True)
+        self._thread.start()
+
+    def put(self, ev: object) -> None:
+        self._queue.put(ev)
+
+    def _send_all(self) -> None:
+        done = False
+        while not done:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            if batch[-1] is _CLOSE:
+                batch.pop()
+                done = True
+            if not batch:
+                continue
+            try:
+                self._send_batch(batch)
+            except self._gone:
+                return
+
+    def close(self) -> None:
+        self._queue.put(_CLOSE)
+        self._thread.join()
+
+
+_CLOSE = object()  # the last item an Outbox is given
 
 
 def set_threads(threads: int | None) -> None:

@@ -52,6 +52,8 @@ SCRIPT = textwrap.dedent("""
                       "trainer": "models.training.trainer" in sys.modules,
                       "optim": "torch.optim" in sys.modules}))
     w.close()
+    from explorer.app import delete_before_exit
+    delete_before_exit(w)  # as the app's main does
 """)
 
 

@@ -91,3 +91,29 @@ def test_a_run_that_cannot_start_ends_with_one_line(tiny, tmp_path) -> None:
         assert stopped.wait(WAIT).status == "stopped"
     assert fin.status == "error" and "no such file" in fin.message and "\n" not in fin.message
     assert not os.path.exists(tmp_path / "never.h5")
+
+
+def test_a_runs_process_starts_with_the_trainer_imported_and_nothing_of_ours() -> None:
+    # Each run's process paid ~2-3 s importing torch and the trainer; forked from a fork server
+    # that imported them once, it starts with them (never a fork of this process: a GUI's).
+    import sys
+
+    from models.sweep.process import PRELOAD, start_context
+
+    ctx = start_context()
+    assert ctx.get_start_method() in ("forkserver", "spawn")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("spawn off Linux: every child imports for itself")
+    assert ctx.get_start_method() == "forkserver"
+    r, w = ctx.Pipe(duplex=False)
+    probe = "import sys; conn.send(sorted(m for m in NAMES if m in sys.modules)); conn.close()"
+    names = ("torch", "h5py", *PRELOAD, "PySide6", "pytest")
+    p = ctx.Process(target=exec, args=(probe, {"conn": w, "NAMES": names}))
+    p.start()
+    w.close()
+    assert r.poll(120)
+    present = r.recv()
+    p.join(60)
+    assert p.exitcode == 0
+    assert {"torch", "h5py", *PRELOAD} <= set(present)
+    assert "PySide6" not in present and "pytest" not in present  # nothing of this process
