@@ -37,7 +37,8 @@ class AnchorImageView(ImagePlot):
     def _show(self, renderer: LiveRenderer) -> None:
         if renderer.anchor_image is not None:
             self.set_image(renderer.anchor_image)
-            self.set_title(f"Anchor A{self.space.current_anchor + 1}")
+            name = f"A{self.space.current_anchor + 1}"
+            self.set_title([f"Anchor {name}", name])  # the short form in a narrow column
 
 
 class StripView(ImagePlot):

@@ -420,3 +420,17 @@ def test_the_sample_views_placeholder_title_fits_a_narrow_view(qtbot, decoder_pa
     room = min(view.plot.getViewBox().width(), view.width())
     assert view.title() in ("Click a point on the map", "Click a point") or view.title().endswith("…")
     assert QFontMetricsF(view._title_font()).horizontalAdvance(view.title()) <= room
+
+
+def test_the_anchor_views_title_is_the_short_name_in_a_narrow_column(qtbot, explorer):
+    # At 1366 x 768 the anchor column is ~90 px wide: its title read "Anch…" for "Anchor A3".
+    from PySide6.QtGui import QFontMetricsF
+
+    view = explorer.anchor_view
+    view.setFixedWidth(70)
+    explorer.space.set_current_anchor(explorer.space.n_anchors - 1)
+    qtbot.waitUntil(lambda: view.title() == f"A{explorer.space.n_anchors}", timeout=3000)
+    room = view.plot.getViewBox().width()
+    assert QFontMetricsF(view._title_font()).horizontalAdvance(view.title()) <= room
+    view.setFixedWidth(400)
+    qtbot.waitUntil(lambda: view.title() == f"Anchor A{explorer.space.n_anchors}", timeout=3000)
