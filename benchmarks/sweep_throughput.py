@@ -10,7 +10,8 @@
 Every run is the ``train`` command's default model (MLP 512-256, 10 latent dimensions,
 Bernoulli, batch 128) for ``--epochs`` (default 1) on ``--max-samples`` training rows (default
 all 60,000), beta 0.25, 1, 4, 16, seed 0; wall times include loading the data and starting each
-process, as a user waits for them. The CPU seconds of the sequential and local phases (this
+process, as a user waits for them; what a process imports once for its whole life is not
+(torch, before the sequential loop; the fork server's imports, before the local pool's). The CPU seconds of the sequential and local phases (this
 process and its children) are printed too: on a shared machine, where the wall times depend on
 the other load, they tell whether a phase was slow because it worked more or because it waited. Targets on a 2-core machine: local at least 1.15x the
 sequential loop, Ray within 20 % of local. Each run's last validation R and D are printed too
@@ -125,6 +126,9 @@ def main() -> None:
 
         from models.sweep.local import LocalBackend
 
+        from models.sweep.process import warm_up
+
+        warm_up()  # the fork server's imports, once, untimed: as torch's before the sequential loop
         local = LocalBackend(args.workers)
         result["threads_per_run"] = local.threads
         cpu = cpu_seconds()

@@ -57,6 +57,22 @@ def start_context() -> multiprocessing.context.BaseContext:
     return _CONTEXT
 
 
+def warm_up() -> None:
+    """Start the fork server now and return once it has imported :data:`PRELOAD` (it forks a
+    child that does nothing), so that the first run starts at once too. Blocks for the imports
+    (~2-3 s the first time; nothing after): call it off the GUI thread. No-op with ``spawn``."""
+    ctx = start_context()
+    if ctx.get_start_method() != "forkserver":
+        return
+    child = ctx.Process(target=_nothing, name="latent-explorer warm-up")
+    child.start()
+    child.join()
+
+
+def _nothing() -> None:
+    pass
+
+
 # =========================================================================== in the child
 def _listen(conn: Connection, control: Control) -> None:
     while True:

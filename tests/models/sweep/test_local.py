@@ -117,3 +117,16 @@ def test_a_runs_process_starts_with_the_trainer_imported_and_nothing_of_ours() -
     assert p.exitcode == 0
     assert {"torch", "h5py", *PRELOAD} <= set(present)
     assert "PySide6" not in present and "pytest" not in present  # nothing of this process
+
+
+def test_warming_up_leaves_a_server_that_forks_runs_with_the_trainer_loaded() -> None:
+    import sys
+
+    from models.sweep.process import warm_up
+
+    warm_up()  # returns once the server has imported what it preloads; a second call is quick
+    warm_up()
+    if sys.platform.startswith("linux"):
+        from multiprocessing import forkserver
+
+        assert forkserver._forkserver._forkserver_pid is not None  # the server is running
