@@ -33,15 +33,16 @@ class _MeasuringPainter:
     A text not seen before is measured by a real painter, as pyqtgraph measures it."""
 
     def __init__(self) -> None:
-        self._font: QFont | None = None
+        self._font = QFont()
+        self._font_key = self._font.key()
         self._rects: dict[tuple, QRectF] = {}
 
     def setFont(self, font: QFont) -> None:  # noqa: N802 (QPainter's name)
         self._font = QFont(font)
+        self._font_key = self._font.key()
 
     def boundingRect(self, rect: QRectF, flags, text: str) -> QRectF:  # noqa: N802
-        font = self._font
-        key = (font.key() if font is not None else "", rect.width(), rect.height(), int(flags), text)
+        key = (self._font_key, rect.width(), rect.height(), int(flags), text)
         found = self._rects.get(key)
         if found is None:
             if len(self._rects) > 512:
@@ -49,8 +50,7 @@ class _MeasuringPainter:
             picture = QPicture()
             painter = QPainter(picture)
             try:
-                if font is not None:
-                    painter.setFont(font)
+                painter.setFont(self._font)
                 found = painter.boundingRect(rect, flags, text)
             finally:
                 painter.end()
@@ -72,18 +72,18 @@ class QuickAxis(pg.AxisItem):
         super().__init__(*args, **kwargs)
         self._measure = _MeasuringPainter()
         self._specs: tuple | None = None
+        self._font = QFont()
 
     def paint(self, p, opt, widget) -> None:
         if self.picture is None:  # pyqtgraph's "stale" mark: range, size, style or ticks changed
-            measure = self._measure
-            measure.setFont(self.style["tickFont"] or QFont())  # a QPicture's painter's font
-            self._specs = self.generateDrawSpecs(measure)
+            self._font = self.style["tickFont"] or QFont()  # a QPicture's painter's font
+            self._measure.setFont(self._font)
+            self._specs = self.generateDrawSpecs(self._measure)
             self.picture = True  # up to date until pyqtgraph sets it to None again
         if self._specs is not None:
             p.save()
             try:
-                if self.style["tickFont"] is None:
-                    p.setFont(self._measure._font)
+                p.setFont(self._font)
                 self.drawPicture(p, *self._specs)
             finally:
                 p.restore()

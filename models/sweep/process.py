@@ -89,6 +89,7 @@ def _child_main(config: RunConfig, run_path: str, threads: int | None, device: s
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     set_threads(threads)
+
     def send_each(batch: list) -> None:
         for ev in batch:
             events.send(ev)
