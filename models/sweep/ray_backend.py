@@ -1,12 +1,17 @@
 """The Ray backend: each run as a Ray actor task, on a local instance or an existing cluster.
 
-Why an actor per run, not a Ray Tune trial: a sweep here is a fixed list of runs, with no search
+Why actor tasks, not Ray Tune trials: a sweep here is a fixed list of runs, with no search
 algorithm or scheduler to drive, and what matters is the live stream of the trainer's own events
 and pause/resume/stop within one step. A Tune trial reports through ``tune.report`` (epoch-level
-dictionaries, not our events) and stops through Tune's scheduler; a one-run actor whose ``train``
+dictionaries, not our events) and stops through Tune's scheduler; an actor whose ``train``
 method runs the trainer (:func:`~models.sweep.worker.train_one`) while its second thread takes
 ``control`` calls (``max_concurrency=2``) gives both directly. Events reach the driver through
 one ``ray.util.queue.Queue`` per backend, as ``(run key, event)`` pairs, as they happen.
+
+The backend keeps a pool of at most ``workers`` actors and gives each next run to an idle one,
+so a sweep pays a worker's start and its imports (torch, h5py, the trainer: 2-3 s) once per
+actor, not once per run, as the local backend's fork server does. ``warm_up`` starts the pool
+before the first run. An actor whose process died is dropped from the pool and replaced.
 
 Where the run files go: the driver writes a probe file (a random token) into the sweep's folder;
 a worker that reads the same token at the same path shares that storage and writes its run file
@@ -26,9 +31,11 @@ ConfigError with that hint.
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import tempfile
+import threading
 from typing import Any
 
 from models.config import RunConfig
@@ -55,13 +62,25 @@ def import_ray() -> Any:
 
 
 class _RunActor:
-    """One run on a Ray worker (made a Ray actor class by :func:`_actor_class`)."""
+    """Runs on a Ray worker, one after another (made a Ray actor class by :func:`_actor_class`)."""
 
     def __init__(self) -> None:
-        self._control = Control()
+        self._lock = threading.Lock()
+        self._controls: dict[int, Control] = {}  # run key -> its controls, made by whichever comes first
 
-    def control(self, command: str) -> None:
-        self._control.apply(command)
+    def ready(self) -> int:
+        """Import what a run needs, once for this worker's life; its process id."""
+        import models.io.run_callback  # noqa: F401  (the trainer, torch, h5py)
+
+        return os.getpid()
+
+    def _control_of(self, key: int) -> Control:
+        with self._lock:
+            return self._controls.setdefault(key, Control())
+
+    def control(self, key: int, command: str) -> None:
+        """Pause, resume or stop run ``key`` (before it starts, too: calls may overtake ``train``)."""
+        self._control_of(key).apply(command)
 
     def train(self, key: int, config: RunConfig, run_path: str, probe: tuple[str, str], events: Any,
               threads: int | None, device: str | None) -> bytes | None:
@@ -76,18 +95,21 @@ class _RunActor:
         def send(ev: Event) -> None:
             outbox.put((key, ev))
 
+        control = self._control_of(key)
         try:
             if _reads_token(*probe):
-                train_one(config, run_path, send, self._control, device)
+                train_one(config, run_path, send, control, device)
                 return None
             with tempfile.TemporaryDirectory(prefix="latent-explorer-") as tmp:
                 path = os.path.join(tmp, os.path.basename(run_path))
-                train_one(config, path, send, self._control, device)
+                train_one(config, path, send, control, device)
                 if not os.path.exists(path):  # the run could not start: its error says why
                     return None
                 with open(path, "rb") as fh:
                     return fh.read()
         finally:
+            with self._lock:
+                self._controls.pop(key, None)
             outbox.close()  # every event is in the queue before the driver sees the run end
 
 
@@ -169,6 +191,22 @@ class RayBackend(Backend):
         self._runs: dict[int, tuple[RunHandle, Any, Any]] = {}  # key -> handle, actor, result ref
         self._ends: dict[int, FinishedEvent] = {}  # held until the run's file is in place
         self._probes: dict[str, str] = {}  # folder -> token
+        self._idle: list[Any] = []  # actors between runs (the pool: these and the runs' own)
+        self._pool_lock = threading.Lock()  # warm_up may run beside the dispatcher
+        self._keys = itertools.count()
+
+    def warm_up(self) -> list[int]:
+        """Start the pool's actors now and return once each has made its imports, so that the
+        first runs start at once too (blocks for them, ~2-3 s: call it off a GUI thread). The
+        process ids of the idle actors."""
+        with self._pool_lock:
+            while len(self._idle) + len(self._runs) < self.workers:
+                self._idle.append(self._new_actor())
+            idle = list(self._idle)
+        return self._ray.get([actor.ready.remote() for actor in idle])
+
+    def _new_actor(self) -> Any:
+        return _actor_class(self._ray).options(num_cpus=self.threads, max_concurrency=2).remote()
 
     def _probe(self, run_path: str) -> tuple[str, str]:
         """The probe file in the run's folder and its token ("" when storage is not shared)."""
@@ -183,15 +221,16 @@ class RayBackend(Backend):
         return os.path.join(folder, PROBE), self._probes[folder]
 
     def _start(self, handle: RunHandle) -> None:
-        key = id(handle)
-        actor = _actor_class(self._ray).options(num_cpus=self.threads, max_concurrency=2).remote()
+        key = next(self._keys)
+        with self._pool_lock:
+            actor = self._idle.pop() if self._idle else self._new_actor()
         ref = actor.train.remote(key, handle.config, handle.run_path, self._probe(handle.run_path),
                                  self._queue, self.threads, self.device)
         self._runs[key] = (handle, actor, ref)
-        handle._started(lambda command, a=actor: a.control.remote(Command(command).value))
+        handle._started(lambda command, a=actor, k=key: a.control.remote(k, Command(command).value))
 
     def _over(self, handle: RunHandle) -> bool:
-        return id(handle) not in self._runs
+        return all(run[0] is not handle for run in self._runs.values())
 
     def _drain(self, timeout: float) -> None:
         from ray.util.queue import Empty
@@ -234,8 +273,12 @@ class RayBackend(Backend):
             died = None
         except ray.exceptions.RayError as exc:
             data, died = None, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        ray.kill(actor)
         del self._runs[key]
+        if died is None:
+            with self._pool_lock:
+                self._idle.append(actor)  # the next run's: its imports are made
+        else:
+            ray.kill(actor)
         end = self._ends.pop(key, None)
         if died is not None or end is None:
             handle._end_without_report(RunStatus.INTERRUPTED, f"its Ray worker died ({died or 'no end reported'})")
@@ -256,7 +299,10 @@ class RayBackend(Backend):
                 os.unlink(os.path.join(folder, PROBE))
             except OSError:
                 pass
-        for _, actor, _ in self._runs.values():
+        with self._pool_lock:
+            actors = [run[1] for run in self._runs.values()] + self._idle
+            self._idle = []
+        for actor in actors:
             self._ray.kill(actor)
         self._queue.shutdown()
         if self._owns_ray:

@@ -54,6 +54,7 @@ def test_files_returned_as_bytes_and_a_stop(local_ray, tiny, tmp_path) -> None:
             if isinstance(ev, EpochEvent):
                 long.stop()
         assert long.status is RunStatus.STOPPED
+        assert long.pid == done.pid  # the pool's one actor trained both, its imports made once
     finally:
         backend.close()
     with RunReader(tmp_path / "bytes.h5") as r:
@@ -75,7 +76,22 @@ def test_a_worker_killed_marks_its_run_interrupted(local_ray, tiny, tmp_path) ->
                 os.kill(h.pid, signal.SIGKILL)
                 killed = True
         assert h.status is RunStatus.INTERRUPTED and "Ray worker died" in h.finished.message
+        after = backend.submit(tiny(epochs=1), tmp_path / "after.h5")  # on a new actor
+        assert after.wait(300).status == "finished" and after.pid not in (None, h.pid)
     finally:
         backend.close()
     with RunReader(tmp_path / "killed.h5") as r:  # shared storage: the file was written in place
         assert r.n_epochs >= 1
+
+
+def test_warm_up_starts_the_pool_that_the_runs_then_use(local_ray, tiny, tmp_path) -> None:
+    backend = RayBackend(workers=2)
+    try:
+        pids = backend.warm_up()
+        assert len(set(pids)) == 2 and os.getpid() not in pids
+        assert backend.warm_up() == pids  # already started: the same two, none added
+        handles = [backend.submit(tiny(epochs=1, seed=s), tmp_path / f"r{s}.h5") for s in range(3)]
+        assert [h.wait(300).status for h in handles] == ["finished"] * 3
+        assert {h.pid for h in handles} <= set(pids)  # no run started a process of its own
+    finally:
+        backend.close()
