@@ -39,6 +39,7 @@ READ_ATTEMPTS = 10
 #: A file with more objects than this is refused (visiting them all must stay quick).
 MAX_OBJECTS = 100_000
 _OPEN_FOR_WRITE = "already open for write"
+_LOCKED = "unable to lock file"
 # What h5py raises from damaged metadata (SystemError: an error inside a visit callback).
 _H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, SystemError)
 
@@ -113,6 +114,9 @@ def _open(name: str, error: type[LatentExplorerError]) -> h5py.File:
     try:
         return _low_open(name, swmr=False)
     except _H5_ERRORS as exc:
+        if _LOCKED in str(exc):  # HDF5's file lock: a plain (not SWMR) writer has it open
+            raise error(f"{name}: another program has it open for writing and does not let it be "
+                        "read meanwhile (it is not in SWMR mode); open it once that program has closed it") from None
         if not is_open_for_write_error(exc):
             raise error(f"{name}: cannot be opened as HDF5 (truncated or damaged file: {_error_line(exc)})") from None
     try:  # a live SWMR writer, or one that was killed: read what it flushed

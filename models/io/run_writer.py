@@ -79,6 +79,11 @@ class RunWriter:
         tmp = f"{self.path}.tmp-{os.getpid()}"
         try:
             self._create(tmp, config, weights, dict(dataset_info), val_indices)
+            # In SWMR mode before it takes its name: a reader that finds the file there (one
+            # that waits for it to appear) can always open it, never while it is locked for a
+            # plain write.
+            self._file = h5py.File(tmp, "r+", libver="latest")
+            self._file.swmr_mode = True
             if force:
                 os.replace(tmp, self.path)
             else:
@@ -92,13 +97,16 @@ class RunWriter:
                     os.replace(tmp, self.path)
                 else:
                     os.unlink(tmp)
-        except (OSError, RuntimeError) as exc:  # h5py's close after ENOSPC raises RuntimeError
-            raise RunFileError(f"{self.path}: cannot write the run file: {first_line(exc)}") from None
+        except BaseException as exc:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            if isinstance(exc, OSError | RuntimeError):  # h5py's close after ENOSPC: RuntimeError
+                raise RunFileError(f"{self.path}: cannot write the run file: {first_line(exc)}") from None
+            raise
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        self._file = h5py.File(self.path, "r+", libver="latest")
-        self._file.swmr_mode = True
         self._status = self._file["status"]
         self._message = self._file["message"]
 

@@ -178,6 +178,59 @@ def test_another_process_reads_while_the_writer_appends(tmp_path):
         assert proc.returncode == 0, proc.stderr.read()
 
 
+_OPENS = """
+import sys
+sys.path.insert(0, {root!r})
+from models.io.runfile import RunReader
+with RunReader(sys.argv[1]) as r:
+    print(r.status)
+"""
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_run_file_can_be_read_from_the_moment_it_has_its_name(tmp_path, monkeypatch, force):
+    # A watcher that opened the file as soon as it appeared met HDF5's lock: the writer moved it
+    # into place, then reopened it there and only then turned SWMR on ("unable to lock file").
+    # Another process tries to read the run's path right after each move and each reopening.
+    path = tmp_path / "run.h5"
+    seen = []
+
+    def read_now() -> None:
+        if path.exists():
+            proc = subprocess.run([sys.executable, "-c", _OPENS.format(root=ROOT), str(path)],
+                                  capture_output=True, text=True, timeout=120)
+            seen.append((proc.returncode, proc.stdout.strip(), proc.stderr.strip()[-300:]))
+
+    def then_read(real):
+        def call(*args, **kwargs):
+            out = real(*args, **kwargs)
+            read_now()
+            return out
+        return call
+
+    monkeypatch.setattr(os, "link", then_read(os.link))
+    monkeypatch.setattr(os, "replace", then_read(os.replace))
+    monkeypatch.setattr(h5py, "File", then_read(h5py.File))
+    w = _writer(path, force=force)
+    w.close()
+    assert seen and all(s == (0, "running", "") for s in seen), seen
+
+
+def test_a_file_locked_by_another_writer_is_named_as_such(tmp_path):
+    path = tmp_path / "held.h5"
+    hold = "import h5py, sys; f = h5py.File(sys.argv[1], 'w'); print('open', flush=True); sys.stdin.read()"
+    with subprocess.Popen([sys.executable, "-c", hold, str(path)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "open"
+            with pytest.raises(RunFileError, match="another program has it open for writing") as info:
+                RunReader(path)
+            assert "\n" not in str(info.value) and "damaged" not in str(info.value)
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+
+
 def test_a_run_killed_with_sigkill_leaves_a_readable_file(tmp_path):
     spec = write_tiny_h5(str(tmp_path / "tiny.h5"))
     out = tmp_path / "killed.h5"
