@@ -1,4 +1,5 @@
-"""Shared pieces of the plot panels: a bounded-rate refresh, plot styling, image export.
+"""Shared pieces of the plot panels: a bounded-rate refresh, settled ranges, image export (the
+axes: ``axes.py``).
 
 Live plots follow one rule: items are created once, and a panel marks itself *dirty* when its
 session grows; a :class:`RefreshThrottle` then redraws at most ``max_hz`` times a second with
@@ -14,12 +15,11 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRect, QSize, Qt, QTimer
-from PySide6.QtGui import QFont, QFontMetrics, QPainter
+from PySide6.QtGui import QFont, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from models.errors import LatentExplorerError
 
-from .paint import QuickAxis, apply_ranges_before_paint
 
 #: What an empty plot says instead of showing axes that mean nothing (before any run).
 EMPTY_HINT = "No run yet: press Start (F5) or open a run"
@@ -134,76 +134,6 @@ class RefreshThrottle(QObject):
         self._callback()
 
 
-def labels_that_fit(axis: pg.AxisItem, length: float) -> int:
-    """How many value labels a vertical axis ``length`` px long shows without touching: each
-    gets :attr:`SpacedAxis.LABEL_GAP` label heights (at least one label)."""
-    height = QFontMetrics(axis.style["tickFont"] or axis.font()).height()
-    return max(1, int(length // (height * SpacedAxis.LABEL_GAP)))
-
-
-class SpacedAxis(QuickAxis):
-    """A vertical axis whose value labels never touch. pyqtgraph labels every major tick and
-    keeps at least 2.25 intervals whatever the axis's length, so a curve 45 px tall on a laptop
-    showed six labels (-140 ... -240) on top of each other; here the major step grows (1, 2, 5
-    times a power of ten) until each label has :attr:`LABEL_GAP` label heights of room, keeping
-    at least one label in view."""
-
-    LABEL_GAP = 1.5
-
-    def tickSpacing(self, minVal: float, maxVal: float, size: float):  # noqa: N802, N803
-        levels = super().tickSpacing(minVal, maxVal, size)
-        if not levels or self.orientation not in ("left", "right") or self._tickSpacing:
-            return levels
-        most = labels_that_fit(self, size)
-        lo, hi = sorted((minVal, maxVal))
-
-        def labels(step: float) -> int:  # multiples of step in view
-            return math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1
-
-        major = levels[0][0]
-        while major > 0 and labels(major) > most:
-            wider = nice_step(major * 1.5, 1)  # the next of 1, 2, 5 x 10^k
-            if labels(wider) < 1:  # room for one label only: the round value nearest the middle
-                middle = round((lo + hi) / 2 / major) * major
-                return [(10 * max(hi - lo, major), middle)]  # (spacing, offset): one tick in view
-            major = wider
-        if major == levels[0][0]:
-            return levels
-        whole = [(s, o) for s, o in levels[1:] if s < major and abs(major / s - round(major / s)) < 1e-6]
-        return [(major, 0.0), *whole]
-
-
-def style_plot(plot: pg.PlotItem, title: str | None, x_label: str, y_label: str,
-               x_units: str | None = None, y_units: str | None = None) -> None:
-    """Axis labels with units in words (``"nats"``), no SI prefixes on nats; a left axis whose
-    labels keep apart on a short plot (:class:`SpacedAxis`).
-
-    No grid: a grid makes each axis span the whole plot, so every data update repaints the
-    axes and their text too, which triples the paint time of a live plot.
-    """
-    if not isinstance(plot.getAxis("left"), SpacedAxis):
-        plot.setAxisItems({"left": SpacedAxis("left")})
-    apply_ranges_before_paint(plot.getViewBox())
-    if title:
-        plot.setTitle(title, size="10pt")
-    plot.setLabel("bottom", x_label, units=x_units)
-    plot.setLabel("left", y_label, units=y_units)
-    for name in ("bottom", "left"):
-        plot.getAxis(name).enableAutoSIPrefix(False)
-
-
-def nice_step(span: float, target: int = 5) -> float:
-    """A round step (1, 2 or 5 times a power of ten) giving about ``target`` intervals."""
-    if not math.isfinite(span) or span <= 0:
-        return 1.0
-    raw = span / max(1, target)
-    power = 10.0 ** math.floor(math.log10(raw))
-    for m in (1.0, 2.0, 5.0, 10.0):
-        if raw <= m * power:
-            return m * power
-    return 10.0 * power
-
-
 def settled_range(arrays, fraction: float = SETTLED_FRACTION,
                   extra=()) -> tuple[float, float] | None:
     """A robust (low, high) of the settled part of histories: of each array in ``arrays`` the
@@ -236,13 +166,23 @@ def settled_range(arrays, fraction: float = SETTLED_FRACTION,
     return lo, hi
 
 
+#: A live plot's view may be this many times its data's settled span before it closes in...
+SLACK = 1.6
+#: ...and when it moves, it leaves this share of the span free on each side, for the data to
+#: drift into (a settling run's trajectory moves at every redraw).
+MARGIN = 0.1
+
+
 class SettledRange(QObject):
     """Keeps one axis of a view box on the settled part of the data until the user zooms or pans.
 
     ``compute()`` returns the data's (low, high) for that axis (see :func:`settled_range`) or
-    None. :meth:`update` applies it, and only moves the view when the change is worth a repaint
-    (more than 2% of the span). A zoom or pan with the mouse hands the axis to the user; the
-    plot's "A" button gives it back.
+    None. :meth:`update` applies it with :data:`MARGIN` to spare on each side, and moves the
+    view only when the data leave it or fill less than ``1 / SLACK`` of it: a move rebuilds the axes and
+    reflows every item on the plot, and while a run settles its range changed at nearly every
+    redraw (the rate-distortion plane's redraw and repaint were the longest stalls of the
+    event loop while a run trained). A zoom or pan with the mouse hands the axis to the user;
+    the plot's "A" button gives it back.
     """
 
     def __init__(self, plot: pg.PlotItem, axis: str, compute: Callable[[], tuple[float, float] | None],
@@ -297,8 +237,13 @@ class SettledRange(QObject):
                     and last[1] - last[0] <= span * (1 + 2 * self.headroom)):
                 return  # the data still fit in the room left last time
             hi = lo + span * (1 + self.headroom)
-        if last is not None and abs(last[0] - lo) <= 0.02 * span and abs(last[1] - hi) <= 0.02 * span:
-            return
+            if last is not None and abs(last[0] - lo) <= 0.02 * span and abs(last[1] - hi) <= 0.02 * span:
+                return
+        else:
+            if (last is not None and last[0] <= lo and hi <= last[1]
+                    and last[1] - last[0] <= span * SLACK):
+                return  # the data fit and fill most of the view: a move is not worth its redraw
+            lo, hi = lo - MARGIN * span, hi + MARGIN * span  # room to drift before the next move
         self._last = (lo, hi)
         vb = self.plot.getViewBox()
         self._setting = True
@@ -353,50 +298,26 @@ class EmptyHint:
                 item.setVisible(not empty)
 
 
-def log_ticks(lo: float, hi: float, max_ticks: int = 5) -> list[tuple[float, str]]:
-    """Ticks for an axis that shows log10 of a value over [lo, hi] (in log10 units).
-
-    Whole decades when the range spans two or more; otherwise values 1, 2 and 5 times a power
-    of ten, thinned to at most ``max_ticks`` so that labels never crowd each other (pyqtgraph's
-    own log-mode ticks label every minor tick when the range spans less than a decade).
-    """
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return []
-    span = hi - lo
-    if span >= 2:
-        step = max(1, math.ceil(span / max_ticks))
-        first = math.ceil(lo - 1e-9)
-        return [(float(k), _fmt(10.0 ** k)) for k in range(first, int(math.floor(hi + 1e-9)) + 1, step)]
-    for mantissas in ((1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 5, 7), tuple(range(1, 10))):
-        values = [m * 10.0 ** e for e in range(math.floor(lo) - 1, math.ceil(hi) + 1)
-                  for m in mantissas]
-        ticks = [(math.log10(v), _fmt(v)) for v in values if lo - 1e-9 <= math.log10(v) <= hi + 1e-9]
-        if len(ticks) >= 2:
-            break
-    if len(ticks) < 2:  # a very narrow range: its two ends
-        ticks = [(lo, _fmt(10.0 ** lo)), (hi, _fmt(10.0 ** hi))]
-    while len(ticks) > max_ticks:
-        ticks = ticks[::2]
-    # Labels closer than a sixth of the axis would touch on a short colour bar: keep every other.
-    while len(ticks) > 2 and min(b[0] - a[0] for a, b in zip(ticks, ticks[1:])) < span / 6:
-        ticks = ticks[::2]
-    return ticks
-
-
-def _fmt(v: float) -> str:
-    """Short labels (a colour bar's axis is narrow): 0.01, 0.5, 20, 2e-4, 3e+04."""
-    if 1e-3 <= v < 1e4:
-        return f"{v:.3g}"
-    mantissa, exponent = f"{v:.1e}".split("e")
-    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
-
-
 def finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop the rows where x or y is NaN or infinite (pyqtgraph draws nothing sensible there)."""
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.all():
         return x, y
     return x[ok], y[ok]
+
+
+def set_data(item: pg.PlotDataItem | pg.PlotCurveItem | pg.ScatterPlotItem, x, y) -> bool:  # noqa: ANN001
+    """``item.setData(x, y)`` unless it already shows exactly these points (True if it had
+    to): a redraw of a live plot sets every item, and most (the validation points between
+    epochs, a sweep's hidden frontier lines) have not changed; each ``setData`` costs pyqtgraph
+    a bounds and path rebuild."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    last = getattr(item, "_shown_xy", None)
+    if last is not None and np.array_equal(last[0], x) and np.array_equal(last[1], y):
+        return False
+    item.setData(x, y)
+    item._shown_xy = (x.copy(), y.copy())
+    return True
 
 
 def pen(colour: str, width: float = 1.5, alpha: int = 255, style=Qt.PenStyle.SolidLine):

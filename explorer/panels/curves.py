@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..state import RunSession, RunsModel
+from .axes import live_axes, style_plot
 from .common import (
     EMPTY_HINT,
     EmptyHint,
@@ -27,7 +28,6 @@ from .common import (
     finite_xy,
     pen,
     settled_range,
-    style_plot,
 )
 
 #: The empty panel's message (in the middle plot; the others are simply blank).
@@ -86,7 +86,7 @@ class CurvesPanel(PlotPanel):
         self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.plots: dict[str, pg.PlotItem] = {}
         for row, (key, _t, _v, title, ylabel) in enumerate(CURVES):
-            plot = self.view.addPlot(row=row, col=0)
+            plot = self.view.addPlot(row=row, col=0, axisItems=live_axes())
             style_plot(plot, title, "step" if row == len(CURVES) - 1 else "", ylabel,
                        None, "nats")
             if row < len(CURVES) - 1:

@@ -23,7 +23,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from ..state import RunSession
-from .common import brush, pen
+from .common import brush, pen, set_data
 
 #: Frontier lines kept ready (a sweep with a second varied setting draws one per value).
 MAX_LINES = 8
@@ -108,19 +108,19 @@ class FrontierItems:
         for i, line in enumerate(self.lines):
             if i < len(self.shown):
                 f = self.shown[i]
-                line.setData(f.rate, f.distortion)
+                set_data(line, f.rate, f.distortion)
                 line.show()
             else:
-                line.setData([], [])
+                set_data(line, [], [])
                 line.hide()
         data = current.config.train.data if current is not None and current.config is not None else None
         self.entropy = entropy_estimate(sessions, data)
         if self.entropy is None or self.entropy <= 0:
-            self.boundary.setData([], [])
+            set_data(self.boundary, [], [])
             self.boundary_label.hide()
             return
         h = self.entropy
-        self.boundary.setData([0.0, h], [h, 0.0])  # D = H - R, from R = 0 to D = 0
+        set_data(self.boundary, [0.0, h], [h, 0.0])  # D = H - R, from R = 0 to D = 0
         self.boundary_label.setText(f"D = H − R (H ≤ {h:.4g} nats, best IWAE)")
         self.boundary_label.setPos(0.0, h)
         self.boundary_label.show()

@@ -34,9 +34,8 @@ from PySide6.QtWidgets import (
 from models.latent.stats import ACTIVE_THRESHOLD  # an active unit's activity (Burda et al. 2016)
 
 from ..state import RunSession, RunsModel
-from .common import (
-    EmptyHint, PlotPanel, RefreshThrottle, brush, labels_that_fit, log_ticks, pen, style_plot,
-)
+from .axes import labels_that_fit, live_axes, log_ticks, style_plot
+from .common import EmptyHint, PlotPanel, RefreshThrottle, brush, pen
 
 #: KL below this many nats implies activity below ACTIVE_THRESHOLD (KL_i >= A_i / 2).
 KL_COLLAPSE_THRESHOLD = ACTIVE_THRESHOLD / 2
@@ -93,7 +92,7 @@ class KLPanel(PlotPanel):
 
         self.view = pg.GraphicsLayoutWidget()
         self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.bar_plot: pg.PlotItem = self.view.addPlot(row=0, col=0)
+        self.bar_plot: pg.PlotItem = self.view.addPlot(row=0, col=0, axisItems=live_axes())
         style_plot(self.bar_plot, BAR_TITLES["kl"], "latent dimension", "KL", None, "nats")
         self.bar_plot.setMouseEnabled(x=False, y=False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, pen=None, brushes=[])
@@ -104,7 +103,7 @@ class KLPanel(PlotPanel):
         )
         self.bar_plot.addItem(self.threshold, ignoreBounds=True)
 
-        self.heat_plot: pg.PlotItem = self.view.addPlot(row=1, col=0)
+        self.heat_plot: pg.PlotItem = self.view.addPlot(row=1, col=0, axisItems=live_axes())
         style_plot(self.heat_plot, "KL per dimension over training", "step", "latent dimension")
         self.heat = pg.ImageItem(axisOrder="col-major")
         self.heat_plot.addItem(self.heat)

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from ..state import RunSession
-from .common import brush, finite_xy, pen
+from .common import brush, finite_xy, pen, set_data
 
 #: At most this many training points are drawn per run (evenly strided); the rest are skipped.
 MAX_TRAJECTORY_POINTS = 4000
@@ -66,11 +66,11 @@ class RunItems:
         self.train.setData(tr[ok], td[ok])
         vr, vd = s.epochs["val_rate"], s.epochs["val_distortion"]
         vr, vd = finite_xy(vr, vd)
-        self.val.setData(vr, vd)
+        set_data(self.val, vr, vd)  # new points once an epoch
         if len(tr) and ok[-1]:
-            self.latest.setData([tr[-1]], [td[-1]])
+            set_data(self.latest, [tr[-1]], [td[-1]])
         else:
-            self.latest.setData([], [])
+            set_data(self.latest, [], [])
         # What hover looks up: the drawn points, their step and epoch (numpy, no per-point Python).
         v_ok = np.isfinite(s.epochs["val_rate"]) & np.isfinite(s.epochs["val_distortion"])
         t_steps, t_epochs = _column(s.steps, "step", idx)[ok], _column(s.steps, "epoch", idx)[ok]

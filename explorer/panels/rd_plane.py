@@ -31,17 +31,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from ..state import RunSession, RunsModel
-from .common import (
-    EmptyHint,
-    PlotPanel,
-    RefreshThrottle,
-    SettledRange,
-    brush,
-    nice_step,
-    pen,
-    settled_range,
-    style_plot,
-)
+from .axes import live_axes, nice_step, style_plot
+from .common import EmptyHint, PlotPanel, RefreshThrottle, SettledRange, brush, pen, settled_range
 from .frontier import FrontierItems
 from .paint import cache_legend
 from .rd_items import RunItems
@@ -72,7 +63,7 @@ class RateDistortionPanel(PlotPanel):
     def __init__(self, runs: RunsModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runs = runs
-        self.plot_widget = pg.PlotWidget()
+        self.plot_widget = pg.PlotWidget(axisItems=live_axes())
         self.plot_widget.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         style_plot(self.plot, "Rate–distortion plane (per sample)", "rate R = KL(q(z|x) ‖ p(z))",

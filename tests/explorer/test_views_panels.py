@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage, QPainter
 
-from explorer.panels.common import EMPTY_HINT, log_ticks, settled_range
+from explorer.panels.axes import log_ticks
+from explorer.panels.common import EMPTY_HINT, settled_range
 from explorer.panels.curves import CurvesPanel
 from explorer.panels.kl_panel import KLPanel
 from explorer.panels.rd_plane import RateDistortionPanel
@@ -241,7 +242,7 @@ def test_curve_tick_labels_do_not_pile_up_on_a_short_dock(qtbot, runs, height):
 
 
 def test_a_short_axis_keeps_a_label_over_a_wide_range(qtbot):
-    from explorer.panels.common import SpacedAxis
+    from explorer.panels.axes import SpacedAxis
 
     axis = SpacedAxis("left")
     for lo, hi in ((-400.0, -140.0), (-240.0, -140.0), (0.5, 3.0), (100.0, 101.0)):
@@ -298,3 +299,80 @@ def test_the_steps_axis_leaves_room_ahead_and_moves_only_when_it_is_filled(qtbot
     assert len(moves) == 2
     x.reset()
     assert vb.viewRange()[0] == pytest.approx([0.0, 625.0])
+
+
+def test_the_live_plots_are_made_with_their_axes_and_two_tick_levels(qtbot, runs):
+    # A third tick level (40 faint marks, each label formatted and measured to be dropped)
+    # was half of an axis's rebuild; and swapping axes into a made plot deletes its first ones.
+    import pyqtgraph as pg
+
+    from explorer.panels.axes import SpacedAxis, style_plot
+
+    panels = [make(qtbot, cls, runs) for cls in (CurvesPanel, KLPanel, RateDistortionPanel)]
+    history(runs.add(RunSession("r", source="file")))
+    plots = [*panels[0].plots.values(), panels[1].bar_plot, panels[1].heat_plot, panels[2].plot]
+    for panel in panels:
+        panel.flush()
+    for plot in plots:
+        assert isinstance(plot.getAxis("left"), SpacedAxis), plot.titleLabel.text
+        for name in ("left", "bottom"):
+            axis = plot.getAxis(name)
+            assert axis.style["maxTickLevel"] == 1
+            lo, hi = axis.range
+            assert len(axis.tickValues(lo, hi, 400)) <= 2, (plot.titleLabel.text, name)
+    with pytest.raises(TypeError, match="live_axes"):  # a new plot made without them is caught
+        style_plot(pg.PlotItem(), "t", "x", "y")
+
+
+def test_a_settling_range_moves_the_view_only_when_the_data_leave_it_or_fill_too_little(qtbot):
+    # While a run settles, its settled range moves a little at every redraw; the view moved
+    # each time (2% of a change), rebuilding the axes and reflowing the plane's items.
+    import pyqtgraph as pg
+
+    from explorer.panels.common import MARGIN, SLACK, SettledRange
+
+    w = pg.PlotWidget()
+    qtbot.addWidget(w)
+    plot, vb = w.getPlotItem(), w.getPlotItem().getViewBox()
+    data = {"lo": 100.0, "hi": 200.0}
+    y = SettledRange(plot, "y", lambda: (data["lo"], data["hi"]), padding=0.0)
+    moves = []
+    vb.sigYRangeChanged.connect(lambda *_a: moves.append(tuple(vb.viewRange()[1])))
+
+    def expected() -> tuple[float, float]:
+        span = data["hi"] - data["lo"]
+        return data["lo"] - MARGIN * span, data["hi"] + MARGIN * span
+
+    y.update()
+    assert moves == [pytest.approx(expected())]  # (90, 210): room on both sides
+    for i in range(1, 10):  # the data drift down by 1 at each redraw, within the room
+        data["lo"], data["hi"] = 100.0 - i, 200.0 - i
+        y.update()
+    assert len(moves) == 1
+    data["lo"] = 80.0  # out of the view: it moves at once
+    y.update()
+    assert len(moves) == 2 and moves[-1] == pytest.approx(expected())
+    view = moves[-1][1] - moves[-1][0]
+    data["lo"] = moves[-1][0] + 1.0
+    data["hi"] = data["lo"] + view / SLACK + 1.0  # in the view, filling just over 1 / SLACK of it
+    y.update()
+    assert len(moves) == 2
+    data["hi"] -= 2.0  # now less: it closes in
+    y.update()
+    assert len(moves) == 3 and moves[-1] == pytest.approx(expected())
+
+
+def test_set_data_skips_only_what_the_item_already_shows(qtbot):
+    import pyqtgraph as pg
+
+    from explorer.panels.common import set_data
+
+    item = pg.PlotDataItem()
+    calls = []
+    real = item.setData
+    item.setData = lambda *a, **k: (calls.append(a), real(*a, **k))
+    assert set_data(item, [1, 2], [3, 4]) and not set_data(item, np.array([1.0, 2.0]), [3.0, 4.0])
+    assert set_data(item, [1, 2], [3, 5]) and set_data(item, [], [])  # a change, then emptied
+    assert not set_data(item, [], []) and len(calls) == 3
+    x, y = item.getData()
+    assert x is None or len(x) == 0
