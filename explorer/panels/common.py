@@ -187,7 +187,7 @@ class SettledRange(QObject):
 
     def __init__(self, plot: pg.PlotItem, axis: str, compute: Callable[[], tuple[float, float] | None],
                  padding: float = 0.05, parent: QObject | None = None,
-                 headroom: float = 0.0) -> None:
+                 headroom: float = 0.0, floor: float | None = None) -> None:
         super().__init__(parent)
         self.plot = plot
         self.axis = axis
@@ -197,6 +197,9 @@ class SettledRange(QObject):
         #: steps of a live run): the range then moves only when they fill it, not on every
         #: redraw, and the axes are not rebuilt with each new step.
         self.headroom = headroom
+        #: A bound the data cannot pass (a rate is never negative): padding and room stop there
+        #: while the data keep to it.
+        self.floor = floor
         self.active = True
         self._last: tuple[float, float] | None = None
         self._setting = False
@@ -229,8 +232,9 @@ class SettledRange(QObject):
         if lo_hi is None:
             return
         lo, hi = lo_hi
+        floor = self.floor if self.floor is not None and lo >= self.floor else -math.inf
         pad = (hi - lo) * self.padding
-        lo, hi = lo - pad, hi + pad
+        lo, hi = max(lo - pad, floor), hi + pad
         last, span = self._last, hi - lo
         if self.headroom > 0:
             if (last is not None and last[0] <= lo + 0.02 * span and hi <= last[1]
@@ -244,6 +248,7 @@ class SettledRange(QObject):
                     and last[1] - last[0] <= span * SLACK):
                 return  # the data fit and fill most of the view: a move is not worth its redraw
             lo, hi = lo - MARGIN * span, hi + MARGIN * span  # room to drift before the next move
+        lo = max(lo, floor)
         self._last = (lo, hi)
         vb = self.plot.getViewBox()
         self._setting = True

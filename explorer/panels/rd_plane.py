@@ -125,8 +125,10 @@ class RateDistortionPanel(PlotPanel):
 
         self._items: dict[int, RunItems] = {}
         self.empty_hint = EmptyHint(self.plot)
-        self.x_range = SettledRange(self.plot, "x", lambda: self._settled(0), parent=self)
-        self.y_range = SettledRange(self.plot, "y", lambda: self._settled(1), parent=self)
+        # R >= 0 always, D >= 0 for discrete data: no view into what cannot be (a floor only
+        # while the data keep to it: a Gaussian's D can be negative).
+        self.x_range = SettledRange(self.plot, "x", lambda: self._settled(0), parent=self, floor=0.0)
+        self.y_range = SettledRange(self.plot, "y", lambda: self._settled(1), parent=self, floor=0.0)
         self._throttle = RefreshThrottle(self._redraw, parent=self)
         self._mouse_proxy = pg.SignalProxy(
             self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved

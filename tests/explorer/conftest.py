@@ -75,6 +75,18 @@ def errors(monkeypatch) -> list[str]:
     return shown
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gui_thread_collector(qapp):
+    """Cycles collected by a GUI-thread timer from the first test on, as the app does from its
+    start (explorer/app.py), not by CPython wherever it allocates: an automatic collection in
+    the middle of a scene's work freed a plot item the scene still listed (a segmentation fault
+    in ``QGraphicsScene::itemsBoundingRect``, after a test had only been added to a module)."""
+    from explorer import collector
+
+    collector.install()
+    yield
+
+
 @pytest.fixture(autouse=True)
 def quit_stops_training(monkeypatch):
     """Closing a window during a run answers "Stop and quit" (the real question would block)."""

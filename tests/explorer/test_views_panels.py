@@ -376,3 +376,24 @@ def test_set_data_skips_only_what_the_item_already_shows(qtbot):
     assert not set_data(item, [], []) and len(calls) == 3
     x, y = item.getData()
     assert x is None or len(x) == 0
+
+
+def test_a_floored_range_keeps_its_room_above_the_floor_and_stays_put(qtbot):
+    # The rate-distortion plane's margin showed negative rates, which no run can have.
+    import pyqtgraph as pg
+
+    from explorer.panels.common import SettledRange
+
+    w = pg.PlotWidget()
+    qtbot.addWidget(w)
+    vb = w.getPlotItem().getViewBox()
+    data = {"lo": 0.5, "hi": 40.0}
+    x = SettledRange(w.getPlotItem(), "x", lambda: (data["lo"], data["hi"]), floor=0.0)
+    moves = []
+    vb.sigXRangeChanged.connect(lambda *_a: moves.append(tuple(vb.viewRange()[0])))
+    x.update()
+    x.update()
+    assert len(moves) == 1 and moves[0][0] == 0.0 and moves[0][1] > 40.0
+    data["lo"] = -3.0  # data below the floor (a Gaussian's D): the floor no longer holds
+    x.update()
+    assert len(moves) == 2 and moves[-1][0] < -3.0
