@@ -55,7 +55,7 @@ def live_axes() -> dict[str, pg.AxisItem]:
     """The axes of a live plot, given to the plot when it is made (``axisItems=``), not swapped
     in later (``setAxisItems`` deletes the plot's first axes): a left axis whose labels keep
     apart on a short plot (:class:`SpacedAxis`) and pyqtgraph's own bottom axis (a
-    :class:`QuickAxis` there measured no clear gain in ui_latency, 4 runs).
+    :class:`QuickAxis` there measured no clear gain in ui_latency: 2 runs against 2, in turns).
 
     Two levels of ticks, major and minor: pyqtgraph's third level (up to 40 faint marks per
     axis, each label of it formatted and measured only to be dropped for want of room) was

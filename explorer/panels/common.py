@@ -177,12 +177,12 @@ class SettledRange(QObject):
     """Keeps one axis of a view box on the settled part of the data until the user zooms or pans.
 
     ``compute()`` returns the data's (low, high) for that axis (see :func:`settled_range`) or
-    None. :meth:`update` applies it with :data:`MARGIN` to spare on each side, and moves the
-    view only when the data leave it or fill less than ``1 / SLACK`` of it: a move rebuilds the axes and
-    reflows every item on the plot, and while a run settles its range changed at nearly every
-    redraw (the rate-distortion plane's redraw and repaint were the longest stalls of the
-    event loop while a run trained). A zoom or pan with the mouse hands the axis to the user;
-    the plot's "A" button gives it back.
+    None. :meth:`update` applies it with :data:`MARGIN` to spare on each side (or ``headroom``
+    past the high end), and moves the view only when the data leave it or fill less than
+    ``1 / SLACK`` of it: a move rebuilds the axes and reflows every item on the plot, and while
+    a run settles its range changed at nearly every redraw (the rate-distortion plane's redraw
+    and repaint were the longest stalls of the event loop while a run trained). A zoom or pan
+    with the mouse hands the axis to the user; the plot's "A" button gives it back.
     """
 
     def __init__(self, plot: pg.PlotItem, axis: str, compute: Callable[[], tuple[float, float] | None],
