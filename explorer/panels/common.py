@@ -3,7 +3,8 @@ axes: ``axes.py``).
 
 Live plots follow one rule: items are created once, and a panel marks itself *dirty* when its
 session grows; a :class:`RefreshThrottle` then redraws at most ``max_hz`` times a second with
-``setData`` on the existing items, however fast events arrive.
+``setData`` on the existing items, however fast events arrive, and the plot is repainted in a
+later turn of the event loop than the one that changed its items.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRect, QSize, Qt, QTimer
+from PySide6.QtCore import QObject, QRect, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QFont, QPainter
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QGraphicsView, QSizePolicy, QWidget
 
 from models.errors import LatentExplorerError
 
@@ -34,6 +35,9 @@ REFRESH_HZ = 10
 #: At most one panel is redrawn per tick of this length (ms), so that no single turn of the
 #: event loop has to paint every plot at once (software painting is slow on small machines).
 TICK_MS = 25
+#: A redrawn plot is repainted this long (ms) after its items changed, by a timer: the event
+#: loop runs what came due meanwhile (input, other timers) between the two halves.
+PAINT_DELAY_MS = 1
 
 _configured = False
 
@@ -103,11 +107,20 @@ class RefreshThrottle(QObject):
 
     Redraws are scheduled by the shared :class:`RefreshScheduler`: a burst of events is drawn
     once, and while changes keep coming, the panel is redrawn at most ``max_hz`` times a second.
+
+    With ``view`` (the graphics view whose items ``callback`` changes), the view's repaint is
+    not the next thing the event loop does: Qt paints on a posted event, which runs before any
+    timer that came due while the redraw ran, so the redraw and the paint were one stall (their
+    sum, 8-10 ms for the rate-distortion plane here). The view ignores the scene's changes
+    while the callback runs, and a timer :data:`PAINT_DELAY_MS` later repaints it (the
+    ``region`` that the redraw changed, when given).
     """
 
     def __init__(self, callback: Callable[[], None], max_hz: float = REFRESH_HZ,
                  parent: QObject | None = None,
-                 scheduler: RefreshScheduler | None = None) -> None:
+                 scheduler: RefreshScheduler | None = None,
+                 view: QGraphicsView | None = None,
+                 region: Callable[[], QRectF | None] | None = None) -> None:
         super().__init__(parent)
         self._callback = callback
         self._scheduler = scheduler or RefreshScheduler.shared()
@@ -115,6 +128,18 @@ class RefreshThrottle(QObject):
         self.last_redraw = -math.inf
         self._dirty = False
         self.redraws = 0
+        self._view = view
+        #: The scene rectangle that a redraw changed (one plot of several in the view), or
+        #: None for the whole view; without it the whole view is repainted.
+        self._region = region
+        self._paint_timer: QTimer | None = None
+        self._waiting = False  # the view ignores the scene until the paint timer fires
+        if view is not None:
+            self._update_mode = view.viewportUpdateMode()
+            self._paint_timer = QTimer(self)
+            self._paint_timer.setSingleShot(True)
+            self._paint_timer.setInterval(PAINT_DELAY_MS)
+            self._paint_timer.timeout.connect(self._paint)
 
     def mark_dirty(self) -> None:
         self._dirty = True
@@ -124,6 +149,7 @@ class RefreshThrottle(QObject):
         """Redraw now if anything changed (tests and image export use it)."""
         self._scheduler.cancel(self)
         self._fire()
+        self._paint()
 
     def _fire(self) -> None:
         if not self._dirty:
@@ -131,7 +157,29 @@ class RefreshThrottle(QObject):
         self._dirty = False
         self.last_redraw = time.monotonic()
         self.redraws += 1
-        self._callback()
+        if self._paint_timer is None:
+            self._callback()
+            return
+        self._view.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.NoViewportUpdate)
+        self._waiting = True
+        try:
+            self._callback()
+        finally:
+            self._paint_timer.start()
+
+    def _paint(self) -> None:
+        """Give the view back its update mode and repaint it, if a redraw left it waiting."""
+        if self._paint_timer is None or not self._waiting:
+            return
+        self._waiting = False
+        self._paint_timer.stop()
+        self._view.setViewportUpdateMode(self._update_mode)
+        rect = self._region() if self._region is not None else None
+        if rect is None:
+            self._view.viewport().update()
+        else:
+            self._view.viewport().update(
+                self._view.mapFromScene(rect).boundingRect().adjusted(-2, -2, 2, 2))
 
 
 def settled_range(arrays, fraction: float = SETTLED_FRACTION,
@@ -171,6 +219,9 @@ SLACK = 1.6
 #: ...and when it moves, it leaves this share of the span free on each side, for the data to
 #: drift into (a settling run's trajectory moves at every redraw).
 MARGIN = 0.1
+#: ...and where the data left the view, this share more on that side: a run still settling
+#: keeps moving the same way (distortion falling, rate rising), and the next move waits longer.
+TREND = 0.25
 
 
 class SettledRange(QObject):
@@ -225,12 +276,30 @@ class SettledRange(QObject):
         self.plot.getViewBox().enableAutoRange(**{self.axis: False})
         self.update()
 
-    def update(self) -> None:
+    def update(self) -> bool:
+        """Move the view if the data call for it; True if it moved."""
+        target = self.target()
+        if target is None:
+            return False
+        vb = self.plot.getViewBox()
+        self._setting = True
+        try:
+            if self.axis == "x":
+                vb.setXRange(*target, padding=0)
+            else:
+                vb.setYRange(*target, padding=0)
+        finally:
+            self._setting = False
+        return True
+
+    def target(self) -> tuple[float, float] | None:
+        """The range the view should move to now, or None if it should stay (it is then
+        remembered as the view's: the caller sets it, :meth:`update` or :func:`update_ranges`)."""
         if not self.active:
-            return
+            return None
         lo_hi = self.compute()
         if lo_hi is None:
-            return
+            return None
         lo, hi = lo_hi
         floor = self.floor if self.floor is not None and lo >= self.floor else -math.inf
         pad = (hi - lo) * self.padding
@@ -239,26 +308,35 @@ class SettledRange(QObject):
         if self.headroom > 0:
             if (last is not None and last[0] <= lo + 0.02 * span and hi <= last[1]
                     and last[1] - last[0] <= span * (1 + 2 * self.headroom)):
-                return  # the data still fit in the room left last time
+                return None  # the data still fit in the room left last time
             hi = lo + span * (1 + self.headroom)
             if last is not None and abs(last[0] - lo) <= 0.02 * span and abs(last[1] - hi) <= 0.02 * span:
-                return
+                return None
         else:
             if (last is not None and last[0] <= lo and hi <= last[1]
                     and last[1] - last[0] <= span * SLACK):
-                return  # the data fit and fill most of the view: a move is not worth its redraw
-            lo, hi = lo - MARGIN * span, hi + MARGIN * span  # room to drift before the next move
+                return None  # the data fit and fill most of the view: a move is not worth its redraw
+            below = MARGIN + (TREND if last is not None and lo < last[0] else 0.0)
+            above = MARGIN + (TREND if last is not None and hi > last[1] else 0.0)
+            lo, hi = lo - below * span, hi + above * span  # room to drift before the next move
         lo = max(lo, floor)
         self._last = (lo, hi)
-        vb = self.plot.getViewBox()
-        self._setting = True
-        try:
-            if self.axis == "x":
-                vb.setXRange(lo, hi, padding=0)
-            else:
-                vb.setYRange(lo, hi, padding=0)
-        finally:
-            self._setting = False
+        return lo, hi
+
+
+def update_ranges(x: SettledRange, y: SettledRange) -> bool:
+    """Move both axes of one plot in a single range change (True if either moved): each change
+    reflows the plot's items and rebuilds its axes, and on the rate-distortion plane x and y
+    tend to move together."""
+    tx, ty = x.target(), y.target()
+    if tx is None and ty is None:
+        return False
+    x._setting = y._setting = True
+    try:
+        x.plot.getViewBox().setRange(xRange=tx, yRange=ty, padding=0)
+    finally:
+        x._setting = y._setting = False
+    return True
 
 
 class EmptyHint:

@@ -116,8 +116,12 @@ class CurvesPanel(PlotPanel):
                                     headroom=0.25)
         for plot in others:
             self.x_range.follow(plot)
-        # One throttle per plot: the scheduler then paints one plot per event-loop turn.
-        self._throttles = {key: RefreshThrottle(lambda k=key: self._redraw(k), parent=self)
+        # One throttle per plot: the scheduler then redraws one plot per event-loop turn, and
+        # only that plot is repainted (all three when the shared steps axis moved).
+        self._steps_moved = {key: False for key, *_rest in CURVES}
+        self._throttles = {key: RefreshThrottle(lambda k=key: self._redraw(k), parent=self,
+                                                view=self.view,
+                                                region=lambda k=key: self._changed_rect(k))
                            for key, *_rest in CURVES}
         runs.sessionAdded.connect(self._add_session)
         runs.sessionRemoved.connect(self._remove_session)
@@ -176,5 +180,10 @@ class CurvesPanel(PlotPanel):
         empty = not any(len(items.session.steps) or len(items.session.epochs)
                         for items in self._items.values())
         self.empty_hints[key].set_empty(empty)
-        self.x_range.update()
+        self._steps_moved[key] = self.x_range.update()
         self.y_ranges[key].update()
+
+    def _changed_rect(self, key: str):
+        """What the last redraw of ``key`` changed: its plot, or every plot (None) when the
+        shared steps axis moved."""
+        return None if self._steps_moved[key] else self.plots[key].sceneBoundingRect()

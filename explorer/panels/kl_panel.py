@@ -133,7 +133,7 @@ class KLPanel(PlotPanel):
         self._levels: tuple[float, float] | None = None
         self._heat_log: bool | None = None
 
-        self._throttle = RefreshThrottle(self._redraw, parent=self)
+        self._throttle = RefreshThrottle(self._redraw, parent=self, view=self.view)
         for widget in (self.show_combo, self.order_combo):
             widget.currentIndexChanged.connect(self._settings_changed)
         self.log_check.toggled.connect(self._settings_changed)

@@ -32,7 +32,8 @@ from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from ..state import RunSession, RunsModel
 from .axes import live_axes, nice_step, style_plot
-from .common import EmptyHint, PlotPanel, RefreshThrottle, SettledRange, brush, pen, settled_range
+from .common import (EmptyHint, PlotPanel, RefreshThrottle, SettledRange, brush, pen, settled_range,
+                     update_ranges)
 from .frontier import FrontierItems
 from .paint import cache_legend
 from .rd_items import RunItems
@@ -129,7 +130,7 @@ class RateDistortionPanel(PlotPanel):
         # while the data keep to it: a Gaussian's D can be negative).
         self.x_range = SettledRange(self.plot, "x", lambda: self._settled(0), parent=self, floor=0.0)
         self.y_range = SettledRange(self.plot, "y", lambda: self._settled(1), parent=self, floor=0.0)
-        self._throttle = RefreshThrottle(self._redraw, parent=self)
+        self._throttle = RefreshThrottle(self._redraw, parent=self, view=self.plot_widget)
         self._mouse_proxy = pg.SignalProxy(
             self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved
         )
@@ -201,8 +202,7 @@ class RateDistortionPanel(PlotPanel):
         self.empty_hint.set_empty(not any(len(items.points) for items in self._items.values()))
         current = self.runs.current
         self.frontier.update(self.runs.sessions(), current)
-        self.x_range.update()
-        self.y_range.update()
+        update_ranges(self.x_range, self.y_range)
         self.beta_value = self.beta_point = None
         if current is not None and id(current) in self._items and len(current.steps):
             r, d = current.steps.last("rate"), current.steps.last("distortion")

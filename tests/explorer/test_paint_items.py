@@ -96,3 +96,82 @@ def test_the_density_item_draws_what_an_image_item_draws(qtbot):
             a, b = images[0][p.y(), p.x()], images[1][p.y(), p.x()]
             assert np.abs(a - b).max() <= 1, (row, col, a, b)
     assert DensityImageItem().boundingRect() == QRectF()  # nothing set: no area
+
+
+class _PaintOrder(pg.QtCore.QObject):
+    """Records "paint" for each paint event of the object it filters."""
+
+    def __init__(self, log: list) -> None:
+        super().__init__()
+        self.log = log
+
+    def eventFilter(self, _obj, event):  # noqa: N802 (Qt's name)
+        if event.type() == event.Type.Paint:
+            self.log.append("paint")
+        return False
+
+
+@pytest.mark.parametrize("deferred", [True, False])
+def test_a_timer_due_during_a_redraw_runs_before_the_repaint(qtbot, deferred):
+    # Qt paints on a posted event, and posted events run before timers that came due
+    # meanwhile: a redraw and its paint were one stall of the event loop. With the view given
+    # to the throttle, a timer due during the redraw (input, the next frame) runs between them.
+    import time
+
+    from PySide6.QtCore import QTimer, Qt
+
+    from explorer.panels.common import RefreshScheduler, RefreshThrottle
+
+    w = _plot(qtbot)
+    curve = w.plot([0, 1], [0, 1])
+    qtbot.wait(50)
+    log: list[str] = []
+    order = _PaintOrder(log)
+    w.viewport().installEventFilter(order)
+    due = QTimer()
+    due.setTimerType(Qt.TimerType.PreciseTimer)
+    due.setSingleShot(True)
+    due.timeout.connect(lambda: log.append("timer"))
+
+    def redraw() -> None:
+        due.start(1)
+        curve.setData([0, 1, 2], [1, 0, 1])
+        time.sleep(0.01)  # a redraw's work: the timer comes due during it
+        log.append("redraw")
+
+    scheduler = RefreshScheduler()
+    throttle = RefreshThrottle(redraw, scheduler=scheduler, view=w if deferred else None)
+    throttle.mark_dirty()
+    qtbot.waitUntil(lambda: "paint" in log and "timer" in log, timeout=2000)
+    first = log[log.index("redraw") + 1]
+    if deferred:
+        assert first == "timer"
+        assert w.viewportUpdateMode() == w.ViewportUpdateMode.MinimalViewportUpdate  # given back
+    else:  # what the view alone does: the paint first (so the test can tell the two apart)
+        assert first == "paint"
+    w.viewport().removeEventFilter(order)
+
+
+def test_both_axes_of_the_plane_move_in_one_range_change(qtbot):
+    from explorer.panels.common import SettledRange, update_ranges
+
+    w = _plot(qtbot)
+    plot, vb = w.getPlotItem(), w.getPlotItem().getViewBox()
+    data = {"x": (0.0, 10.0), "y": (100.0, 200.0)}
+    x = SettledRange(plot, "x", lambda: data["x"], padding=0.0)
+    y = SettledRange(plot, "y", lambda: data["y"], padding=0.0)
+    changes = []
+    vb.sigRangeChanged.connect(lambda *_a: changes.append([tuple(r) for r in vb.viewRange()]))
+    assert update_ranges(x, y)
+    assert len(changes) == 1
+    (x0, x1), (y0, y1) = changes[0]
+    assert x0 < 0 < 10 < x1 and y0 < 100 < 200 < y1
+    assert not update_ranges(x, y)  # the data still fit: no change
+    data["y"] = (100.0, 400.0)  # only y leaves the view
+    assert update_ranges(x, y) and len(changes) == 2
+    assert changes[1][0] == pytest.approx(changes[0][0])  # x stayed
+    assert changes[1][1][1] > 400
+    vb.sigRangeChangedManually.emit([True, False])  # the user zoomed x: only y stays ours
+    data["x"], data["y"] = (50.0, 60.0), (100.0, 900.0)
+    assert update_ranges(x, y)
+    assert changes[-1][0] == pytest.approx(changes[0][0]) and changes[-1][1][1] > 900

@@ -329,7 +329,7 @@ def test_a_settling_range_moves_the_view_only_when_the_data_leave_it_or_fill_too
     # each time (2% of a change), rebuilding the axes and reflowing the plane's items.
     import pyqtgraph as pg
 
-    from explorer.panels.common import MARGIN, SLACK, SettledRange
+    from explorer.panels.common import MARGIN, SLACK, TREND, SettledRange
 
     w = pg.PlotWidget()
     qtbot.addWidget(w)
@@ -339,9 +339,9 @@ def test_a_settling_range_moves_the_view_only_when_the_data_leave_it_or_fill_too
     moves = []
     vb.sigYRangeChanged.connect(lambda *_a: moves.append(tuple(vb.viewRange()[1])))
 
-    def expected() -> tuple[float, float]:
+    def expected(below: float = 0.0) -> tuple[float, float]:
         span = data["hi"] - data["lo"]
-        return data["lo"] - MARGIN * span, data["hi"] + MARGIN * span
+        return data["lo"] - (MARGIN + below) * span, data["hi"] + MARGIN * span
 
     y.update()
     assert moves == [pytest.approx(expected())]  # (90, 210): room on both sides
@@ -349,9 +349,9 @@ def test_a_settling_range_moves_the_view_only_when_the_data_leave_it_or_fill_too
         data["lo"], data["hi"] = 100.0 - i, 200.0 - i
         y.update()
     assert len(moves) == 1
-    data["lo"] = 80.0  # out of the view: it moves at once
+    data["lo"] = 80.0  # out of the view: it moves at once, with more room on the side it left
     y.update()
-    assert len(moves) == 2 and moves[-1] == pytest.approx(expected())
+    assert len(moves) == 2 and moves[-1] == pytest.approx(expected(below=TREND))
     view = moves[-1][1] - moves[-1][0]
     data["lo"] = moves[-1][0] + 1.0
     data["hi"] = data["lo"] + view / SLACK + 1.0  # in the view, filling just over 1 / SLACK of it
