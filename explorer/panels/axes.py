@@ -81,7 +81,9 @@ def style_plot(plot: pg.PlotItem, title: str | None, x_label: str, y_label: str,
         plot.setTitle(title, size="10pt")
     plot.setLabel("bottom", x_label, units=x_units)
     plot.setLabel("left", y_label, units=y_units)
-    for name in ("bottom", "left"):
+    # All four: the hidden top and right axes follow the view too, and with an SI prefix each
+    # range change rebuilt their (HTML) label.
+    for name in ("bottom", "left", "top", "right"):
         plot.getAxis(name).enableAutoSIPrefix(False)
 
 

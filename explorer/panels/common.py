@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import numpy.ma  # noqa: F401  (np.percentile imports it on first use: a 40 ms stall mid-run)
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRect, QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QFont, QPainter

@@ -35,7 +35,7 @@ from models.latent.stats import ACTIVE_THRESHOLD  # an active unit's activity (B
 
 from ..state import RunSession, RunsModel
 from .axes import labels_that_fit, live_axes, log_ticks, style_plot
-from .common import EmptyHint, PlotPanel, RefreshThrottle, brush, pen
+from .common import EmptyHint, PlotPanel, RefreshThrottle, SettledRange, brush, pen
 
 #: KL below this many nats implies activity below ACTIVE_THRESHOLD (KL_i >= A_i / 2).
 KL_COLLAPSE_THRESHOLD = ACTIVE_THRESHOLD / 2
@@ -115,6 +115,13 @@ class KLPanel(PlotPanel):
         self.view.ci.layout.setRowStretchFactor(1, 1)
         self.bar_hint = EmptyHint(self.bar_plot, others=[self.threshold])
         self.heat_hint = EmptyHint(self.heat_plot, "", others=[self.colour_bar.axis])
+        self.colour_bar.axis.enableAutoSIPrefix(False)  # else its label is rebuilt at each new level
+        # The steps axis leaves room ahead of a live run, as the curves' does: it moves when the
+        # run fills it, not with every new column (each move rebuilt the axis and the image).
+        self._heat_span: tuple[float, float] | None = None
+        self.heat_x = SettledRange(self.heat_plot, "x", lambda: self._heat_span, padding=0.0,
+                                   parent=self, headroom=0.25)
+        self._heat_rows: int | None = None
         self._bar_title = BAR_TITLES["kl"]
 
         layout = QVBoxLayout(self)
@@ -133,7 +140,15 @@ class KLPanel(PlotPanel):
         self._levels: tuple[float, float] | None = None
         self._heat_log: bool | None = None
 
-        self._throttle = RefreshThrottle(self._redraw, parent=self, view=self.view)
+        # Two throttles, the bars and the heat map: each is redrawn, and repainted, on its own
+        # turn of the event loop (together they were the longest paint of the live plots).
+        self._throttles = (
+            RefreshThrottle(self._redraw, parent=self, view=self.view,
+                            region=self.bar_plot.sceneBoundingRect),
+            RefreshThrottle(self._redraw_heatmap, parent=self, view=self.view,
+                            region=lambda: self.heat_plot.sceneBoundingRect().united(
+                                self.colour_bar.sceneBoundingRect())),
+        )
         for widget in (self.show_combo, self.order_combo):
             widget.currentIndexChanged.connect(self._settings_changed)
         self.log_check.toggled.connect(self._settings_changed)
@@ -146,20 +161,24 @@ class KLPanel(PlotPanel):
             for sig in (self.session.stepsAppended, self.session.epochsAppended,
                         self.session.cleared):
                 try:
-                    sig.disconnect(self._throttle.mark_dirty)
+                    sig.disconnect(self._mark_dirty)
                 except (RuntimeError, TypeError):
                     pass
         self.session = session
         self._levels = self._y_top = None
         if session is not None:
-            session.stepsAppended.connect(self._throttle.mark_dirty)
-            session.epochsAppended.connect(self._throttle.mark_dirty)
-            session.cleared.connect(self._throttle.mark_dirty)
-        self._throttle.mark_dirty()
+            session.stepsAppended.connect(self._mark_dirty)
+            session.epochsAppended.connect(self._mark_dirty)
+            session.cleared.connect(self._mark_dirty)
+        self._mark_dirty()
+
+    def _mark_dirty(self, *_args) -> None:
+        for throttle in self._throttles:
+            throttle.mark_dirty()
 
     def _settings_changed(self, *_args) -> None:
-        self._throttle.mark_dirty()
-        self._throttle.flush()
+        self._mark_dirty()  # both parts
+        self.flush()
 
     @Slot()
     def _colour_ticks(self) -> None:
@@ -173,7 +192,8 @@ class KLPanel(PlotPanel):
         self.colour_bar.axis.setTicks([log_ticks(*self._levels, max_ticks=most)])
 
     def flush(self) -> None:
-        self._throttle.flush()
+        for throttle in self._throttles:
+            throttle.flush()
 
     def export_item(self):
         return self.view.ci
@@ -198,7 +218,6 @@ class KLPanel(PlotPanel):
         if values is None:
             what = "activity is known after the first epoch" if mode == "activity" else "no step logged yet"
             self._clear(f"{s.name}: {what}.")
-            self._draw_heatmap(s, log)
             return
         d = len(values)
         if activity is not None and len(activity) == d:
@@ -256,7 +275,6 @@ class KLPanel(PlotPanel):
                 + (f"activity {thr:g}" if mode == "activity" else f"KL {thr:g} nats") + ".")
         if text != self.summary.text():
             self.summary.setText(text)
-        self._draw_heatmap(s, log)
 
     def _clear(self, text: str) -> None:
         self.bar_hint.set_empty(True)
@@ -265,10 +283,15 @@ class KLPanel(PlotPanel):
         self.bar_dims = np.zeros(0, dtype=int)
         self.collapsed = np.zeros(0, dtype=bool)
         self.summary.setText(text)
-        if self.session is None:
+
+    def _redraw_heatmap(self) -> None:
+        s = self.session
+        if s is None:
             self.heat.clear()
             self.heat_data = np.zeros((0, 0))
             self.heat_hint.set_empty(True)
+            return
+        self._draw_heatmap(s, self.log_check.isChecked())
 
     def _draw_heatmap(self, s: RunSession, log: bool) -> None:
         kl = s.steps["kl_per_dim"]
@@ -311,6 +334,12 @@ class KLPanel(PlotPanel):
         last = float(steps[-1]) if np.isfinite(steps[-1]) else float(n)
         per_col = (last - first) / max(1, len(binned) - 1) if len(binned) > 1 else 1.0
         self.heat.setRect(QRectF(first - per_col / 2, -0.5, per_col * len(binned), d))
+        self._heat_span = (first - per_col / 2, first - per_col / 2 + per_col * len(binned))
+        self.heat_x.update()
+        if d != self._heat_rows:  # one row per dimension, all of them in view
+            self._heat_rows = d
+            self.heat_plot.getViewBox().enableAutoRange(y=False)
+            self.heat_plot.setYRange(-0.5, d - 0.5, padding=0)
 
 
 def _last_finite_row(rows: np.ndarray) -> np.ndarray | None:

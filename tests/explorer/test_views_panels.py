@@ -397,3 +397,35 @@ def test_a_floored_range_keeps_its_room_above_the_floor_and_stays_put(qtbot):
     data["lo"] = -3.0  # data below the floor (a Gaussian's D): the floor no longer holds
     x.update()
     assert len(moves) == 2 and moves[-1][0] < -3.0
+
+
+def test_the_kl_heat_maps_steps_axis_moves_only_when_the_run_fills_its_room(qtbot, runs):
+    # The heat map followed its image's width: each new column moved its steps axis, which
+    # rebuilt the axis and rescaled the image at every redraw of a live run.
+    kl = make(qtbot, KLPanel, runs)
+    s = runs.add(RunSession("r", source="file"))
+    history(s, n=100, transient=False)
+    kl.flush()
+    vb = kl.heat_plot.getViewBox()
+    moves = []
+    vb.sigXRangeChanged.connect(lambda *_a: moves.append(tuple(vb.viewRange()[0])))
+    for _ in range(20):  # 20 redraws of a run growing by 5 logged steps each
+        history(s, n=5, transient=False)
+        kl.flush()
+        qtbot.wait(10)  # pyqtgraph's auto-range runs when the view next updates
+    assert len(moves) <= 3, moves
+    rect = kl.heat.mapRectToView(kl.heat.boundingRect())
+    (x0, x1), (y0, y1) = vb.viewRange()
+    assert x0 <= rect.left() and rect.right() <= x1  # every column in view
+    assert (y0, y1) == pytest.approx((-0.5, 3.5))  # one row per dimension (d = 4)
+
+
+def test_no_axis_of_a_live_plot_rebuilds_an_si_prefixed_label(qtbot, runs):
+    # The hidden top and right axes follow the view too; with the SI prefix on, each range
+    # change rebuilt their HTML label (setHtml in every redraw of the curves).
+    panels = [make(qtbot, cls, runs) for cls in (CurvesPanel, KLPanel, RateDistortionPanel)]
+    plots = [*panels[0].plots.values(), panels[1].bar_plot, panels[1].heat_plot, panels[2].plot]
+    for plot in plots:
+        for name in ("left", "bottom", "top", "right"):
+            assert not plot.getAxis(name).autoSIPrefix, (plot.titleLabel.text, name)
+    assert not panels[1].colour_bar.axis.autoSIPrefix
