@@ -11,7 +11,6 @@ menus and panels to it; nothing here touches a widget.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -25,11 +24,8 @@ from .jobs.export import export_task, stop_child_processes
 from .jobs.training import Prepared, TrainingJob, default_run_path
 from .state import RunSession, RunsModel, RunStatus, TrainingState
 from .state.external import ModelSession
-from .tasks import Task, TaskStatus
+from .tasks import Task, TaskStatus, hold_fast_switching, release_fast_switching
 from .watcher import RunWatcher
-
-#: Python's GIL switch interval (s) while a run trains in this process; see start_training().
-TRAINING_SWITCH_INTERVAL = 0.001
 
 
 class RunController(QObject):
@@ -49,7 +45,6 @@ class RunController(QObject):
         self.runs = runs
         self.runs_folder = runs_folder
         self.torch_threads = torch_threads
-        self._switch_interval = sys.getswitchinterval()
         self.state = TrainingState.IDLE
         self.training_session: RunSession | None = None
         self._job: TrainingJob | None = None
@@ -93,12 +88,7 @@ class RunController(QObject):
         task.error.connect(self._on_failed)
         task.finished.connect(self._on_training_done)
         self._training, self.training_session = task, session
-        # While training, the GUI thread asks for the GIL back after 1 ms instead of Python's
-        # default 5 ms: the training thread's Python between torch calls otherwise delays the
-        # GUI's timers and paints. Measured with benchmarks/ui_latency.py on 2 CPUs: training
-        # p99 lateness 20.5-22.4 ms at 5 ms, 15.1-17.1 ms at 1 ms (docs/gui.md).
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(TRAINING_SWITCH_INTERVAL)
+        hold_fast_switching()
         task.start()
         self._set_state(TrainingState.STARTING)
         self.message.emit(f"Starting {session.name}: loading {config.train.data} …")
@@ -195,7 +185,7 @@ class RunController(QObject):
         # The task module keeps the task referenced until after this signal: dropping ours is safe.
         self._job = None
         self._training = None
-        sys.setswitchinterval(self._switch_interval)
+        release_fast_switching()
         self._set_state(TrainingState.IDLE)
 
     def _set_state(self, state: TrainingState) -> None:

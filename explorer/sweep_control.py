@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from .jobs.sweep import SweepEvent, SweepJob, SweepResult
 from .jobs.training import Prepared
 from .state import RunSession, RunsModel, RunStatus
-from .tasks import Task, TaskStatus
+from .tasks import Task, TaskStatus, hold_fast_switching, release_fast_switching
 
 
 class SweepController(QObject):
@@ -61,6 +61,7 @@ class SweepController(QObject):
         task.error.connect(self._on_failed)
         task.finished.connect(self._on_done)
         self._task = task
+        hold_fast_switching()  # the sweep's runs stream their events live, as one run's do
         task.start()
         self.busyChanged.emit(True)
         self.message.emit(f"Sweep of {len(job.spec.runs)} runs ({job.spec.describe()}) into "
@@ -149,4 +150,5 @@ class SweepController(QObject):
         if status is TaskStatus.CANCELLED:
             self.message.emit("Sweep stopped")
         self._task, self._job, self.paused = None, None, False
+        release_fast_switching()
         self.busyChanged.emit(False)

@@ -106,14 +106,14 @@ def test_sorted_bars_and_activity_view(window, tiny_config, qtbot, wait_idle):
 def test_pause_resume_and_stop(window, tiny_config, qtbot, wait_idle, errors):
     import sys
 
-    from explorer.controller import TRAINING_SWITCH_INTERVAL
+    from explorer.tasks import LIVE_SWITCH_INTERVAL
 
     before = sys.getswitchinterval()
     session = window.start_training(_long(tiny_config))
     qtbot.waitUntil(lambda: len(session.steps) >= 2, timeout=60_000)
     assert window.controller.state == "running"
     # The GUI thread gets the GIL back sooner while training (responsiveness), as before after.
-    assert sys.getswitchinterval() == pytest.approx(TRAINING_SWITCH_INTERVAL) != before
+    assert sys.getswitchinterval() == pytest.approx(LIVE_SWITCH_INTERVAL) != before
 
     window.training_panel.pause_button.click()
     assert window.controller.state == "paused" and session.status == "paused"

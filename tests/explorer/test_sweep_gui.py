@@ -138,13 +138,21 @@ def test_a_sweep_trains_live_and_the_plane_draws_its_frontier(window, tiny_confi
 
 
 def test_stopping_a_sweep_stops_every_run_within_a_step(window, tiny_config, tmp_path, qtbot):
+    import sys
+
+    from explorer.tasks import LIVE_SWITCH_INTERVAL
+
     long = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, epochs=400))
     ui = window.sweeps
+    before = sys.getswitchinterval()
     ui.start_sweep(SweepJob(SweepSpec(long, {"beta": [1.0, 2.0]}), str(tmp_path / "sw"), workers=2,
                             threads=1))
     qtbot.waitUntil(lambda: len(window.runs) == 2 and all(len(s.steps) >= 2 for s in window.runs),
                     timeout=120_000)
+    # The GUI thread gets the GIL back sooner while the sweep's runs stream (as for one run).
+    assert sys.getswitchinterval() == pytest.approx(LIVE_SWITCH_INTERVAL) != before
     window.act_stop_sweep.trigger()
     qtbot.waitUntil(lambda: not ui.controller.busy, timeout=60_000)
+    assert sys.getswitchinterval() == pytest.approx(before)
     assert {str(s.status) for s in window.runs} == {"stopped"}
     assert all(len(s.epochs) < 400 for s in window.runs)
