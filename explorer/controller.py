@@ -131,7 +131,7 @@ class RunController(QObject):
         tasks = [t for t in (self._training, *self._tasks) if t is not None]
         tasks += [w.task for w in self._watchers.values() if w.task is not None]
         for task in tasks:
-            task.cancel()  # an export's child process gets SIGINT within 0.1 s
+            task.cancel()  # an export's child process gets SIGTERM within 0.1 s
         ok = True
         for task in tasks:
             ok = task.wait(timeout_ms) and ok

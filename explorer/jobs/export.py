@@ -8,7 +8,6 @@ deadlocked against a run training in another thread of the app. In its own proce
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,13 +24,19 @@ _CHILDREN_LOCK = threading.Lock()
 POLL_S = 0.1
 
 
-#: The child's program. A process started with SIGINT ignored (a shell's background job) would
-#: pass that on, and the child would finish an export the user cancelled: it takes Python's
-#: default handler back, unblocked, before anything else.
+#: The child's program. A cancel reaches it as SIGTERM, which its first statement turns into
+#: KeyboardInterrupt (the CLI's clean-up then removes its temporary file). SIGTERM because a
+#: process started with SIGINT ignored (a shell's background job) passes that on: a SIGINT
+#: that came before the child's first statement was lost, and the child finished the export
+#: the user had cancelled; a SIGTERM that early ends the child before it has written anything.
+#: SIGINT gets Python's default handler back too (Ctrl-C in a terminal), both unblocked.
 _CHILD_SCRIPT = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "hasattr(signal, 'pthread_sigmask') and signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
-    "from models.cli import main; sys.exit(main())"
+    "import signal, sys\n"
+    "def _cancelled(*_args): raise KeyboardInterrupt\n"
+    "signal.signal(signal.SIGTERM, _cancelled)\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "hasattr(signal, 'pthread_sigmask') and signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})\n"
+    "from models.cli import main; sys.exit(main())\n"
 )
 
 
@@ -45,13 +50,10 @@ def _file_state(path) -> tuple | None:
 
 
 def _interrupt(proc: subprocess.Popen) -> None:
-    """SIGINT where there is one: the child's clean-up then removes its temporary file, and the
-    file it would have replaced stays as it was."""
+    """Ask the child to stop (SIGTERM, see :data:`_CHILD_SCRIPT`; on Windows, terminate): its
+    clean-up removes its temporary file, and the file it would have replaced stays as it was."""
     try:
-        if os.name == "posix":
-            proc.send_signal(signal.SIGINT)
-        else:
-            proc.terminate()
+        proc.terminate()
     except OSError:
         pass
 
@@ -106,7 +108,7 @@ def export_run_decoder(run_path: str, out_path: str, encoder_path: str | None = 
                 if time.monotonic() > deadline:
                     proc.kill()
                     proc.communicate()
-                    if cancelled:  # it did not stop within 10 s of SIGINT
+                    if cancelled:  # it did not stop within 10 s of SIGTERM
                         raise Cancelled() from None
                     raise ExportError(f"{out_path}: the export took longer than {timeout:.0f} s") from None
                 if not cancelled and should_stop is not None and should_stop():

@@ -42,3 +42,24 @@ def test_a_cancel_that_comes_after_the_file_was_written_says_it_was_written(tmp_
                                             should_stop=lambda: target.read_bytes() == b"new")
     assert target.read_bytes() == b"new"
     assert "written before the cancel" in summary
+
+
+def test_a_cancel_reaches_a_child_that_has_not_yet_set_up_its_handlers(tmp_path):
+    # A cancel right after the child started (the app closed at once) came before the child's
+    # first statement; with SIGINT inherited as ignored it was lost, and the child went on to
+    # replace the user's file. The interrupt must end such a child too.
+    import subprocess
+    import sys
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # a child still in its start-up: the inherited dispositions, nothing of ours yet
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        time.sleep(0.3)
+        export_job._interrupt(proc)
+        assert proc.wait(5) != 0
+    finally:
+        proc.kill()
+        proc.wait()
