@@ -22,13 +22,13 @@ from .common import (
     EMPTY_HINT,
     EmptyHint,
     PlotPanel,
-    RefreshThrottle,
     SettledRange,
     brush,
     finite_xy,
     pen,
     settled_range,
 )
+from .refresh import RefreshThrottle
 
 #: The empty panel's message (in the middle plot; the others are simply blank).
 EMPTY_TEXT = EMPTY_HINT

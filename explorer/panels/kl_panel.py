@@ -35,7 +35,8 @@ from models.latent.stats import ACTIVE_THRESHOLD  # an active unit's activity (B
 
 from ..state import RunSession, RunsModel
 from .axes import labels_that_fit, live_axes, log_ticks, style_plot
-from .common import EmptyHint, PlotPanel, RefreshThrottle, SettledRange, brush, pen
+from .common import EmptyHint, PlotPanel, SettledRange, brush, pen
+from .refresh import RefreshThrottle
 
 #: KL below this many nats implies activity below ACTIVE_THRESHOLD (KL_i >= A_i / 2).
 KL_COLLAPSE_THRESHOLD = ACTIVE_THRESHOLD / 2

@@ -32,11 +32,11 @@ from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from ..state import RunSession, RunsModel
 from .axes import live_axes, nice_step, style_plot
-from .common import (EmptyHint, PlotPanel, RefreshThrottle, SettledRange, brush, pen, settled_range,
-                     update_ranges)
+from .common import EmptyHint, PlotPanel, SettledRange, brush, pen, settled_range, update_ranges
 from .frontier import FrontierItems
 from .paint import cache_legend
 from .rd_items import RunItems
+from .refresh import RefreshThrottle
 
 #: Number of iso-ELBO lines kept ready; those not needed are hidden.
 ISO_LINES = 10

@@ -120,7 +120,7 @@ def test_a_timer_due_during_a_redraw_runs_before_the_repaint(qtbot, deferred):
 
     from PySide6.QtCore import QTimer, Qt
 
-    from explorer.panels.common import RefreshScheduler, RefreshThrottle
+    from explorer.panels.refresh import RefreshScheduler, RefreshThrottle
 
     w = _plot(qtbot)
     curve = w.plot([0, 1], [0, 1])
