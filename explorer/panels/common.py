@@ -135,15 +135,7 @@ class SettledRange(QObject):
         target = self.target()
         if target is None:
             return False
-        vb = self.plot.getViewBox()
-        self._setting = True
-        try:
-            if self.axis == "x":
-                vb.setXRange(*target, padding=0)
-            else:
-                vb.setYRange(*target, padding=0)
-        finally:
-            self._setting = False
+        _set_ranges((self,), **{f"{self.axis}Range": target})
         return True
 
     def target(self) -> tuple[float, float] | None:
@@ -185,12 +177,19 @@ def update_ranges(x: SettledRange, y: SettledRange) -> bool:
     tx, ty = x.target(), y.target()
     if tx is None and ty is None:
         return False
-    x._setting = y._setting = True
-    try:
-        x.plot.getViewBox().setRange(xRange=tx, yRange=ty, padding=0)
-    finally:
-        x._setting = y._setting = False
+    _set_ranges((x, y), xRange=tx, yRange=ty)
     return True
+
+
+def _set_ranges(ranges: tuple[SettledRange, ...], **xy_range) -> None:
+    """Set the view of ``ranges`` (one plot's) as theirs, not the user's: no hand-over."""
+    for r in ranges:
+        r._setting = True
+    try:
+        ranges[0].plot.getViewBox().setRange(padding=0, **xy_range)
+    finally:
+        for r in ranges:
+            r._setting = False
 
 
 class EmptyHint:
