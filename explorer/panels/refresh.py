@@ -12,8 +12,9 @@ import math
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QRectF, QTimer
+from PySide6.QtCore import QEvent, QObject, QRectF, QTimer
 from PySide6.QtWidgets import QGraphicsView
+import shiboken6
 
 
 #: Most redraws a second of one live plot panel. Events arriving faster are coalesced.
@@ -24,6 +25,17 @@ TICK_MS = 25
 #: A redrawn plot is repainted this long (ms) after its items changed, by a timer: the event
 #: loop runs what came due meanwhile (input, other timers) between the two halves.
 PAINT_DELAY_MS = 1
+
+#: The events for a waiting view that end its wait: input (which may change any of its plots)
+#: and a change of its size. Not every event: a view being deleted is sent some on the way.
+_T = QEvent.Type
+_ENDS_THE_WAIT = frozenset({
+    _T.MouseButtonPress, _T.MouseButtonRelease, _T.MouseButtonDblClick, _T.MouseMove, _T.Wheel,
+    _T.KeyPress, _T.KeyRelease, _T.Enter, _T.Leave, _T.HoverEnter, _T.HoverMove, _T.HoverLeave,
+    _T.TouchBegin, _T.TouchUpdate, _T.TouchEnd, _T.NativeGesture, _T.Gesture,
+    _T.DragEnter, _T.DragMove, _T.Drop, _T.Resize, _T.Show,
+})
+
 
 class RefreshScheduler(QObject):
     """Redraws dirty panels one per tick, round robin, each at most ``max_hz`` times a second.
@@ -63,8 +75,6 @@ class RefreshScheduler(QObject):
             self._pending.remove(throttle)
 
     def _tick(self) -> None:
-        import shiboken6
-
         self._pending = [t for t in self._pending if shiboken6.isValid(t)]  # panels closed since
         now = time.monotonic()
         for i, throttle in enumerate(self._pending):
@@ -88,6 +98,10 @@ class RefreshThrottle(QObject):
     sum, 8-10 ms for the rate-distortion plane here). The view ignores the scene's changes
     while the callback runs, and a timer :data:`PAINT_DELAY_MS` later repaints it (the
     ``region`` that the redraw changed, when given).
+
+    Any event that reaches the view in between (a wheel zoom, a drag, a key, a resize) ends the
+    wait first: the view gets its update mode back before the event is handled, so what the
+    event changes is repainted as usual, and no change outside ``region`` is dropped.
     """
 
     def __init__(self, callback: Callable[[], None], max_hz: float = REFRESH_HZ,
@@ -139,7 +153,15 @@ class RefreshThrottle(QObject):
         try:
             self._callback()
         finally:
+            for widget in (self._view, self._view.viewport()):
+                widget.installEventFilter(self)
             self._paint_timer.start()
+
+    def eventFilter(self, _obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        """While a repaint is pending, input or a resize of the view ends the wait."""
+        if self._waiting and event.type() in _ENDS_THE_WAIT:
+            self._paint()
+        return False
 
     def _paint(self) -> None:
         """Give the view back its update mode and repaint it, if a redraw left it waiting."""
@@ -147,6 +169,10 @@ class RefreshThrottle(QObject):
             return
         self._waiting = False
         self._paint_timer.stop()
+        if not shiboken6.isValid(self._view):  # closed meanwhile: nothing to repaint
+            return
+        for widget in (self._view, self._view.viewport()):
+            widget.removeEventFilter(self)
         self._view.setViewportUpdateMode(self._update_mode)
         rect = self._region() if self._region is not None else None
         if rect is None:

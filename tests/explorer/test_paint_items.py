@@ -152,6 +152,67 @@ def test_a_timer_due_during_a_redraw_runs_before_the_repaint(qtbot, deferred):
     w.viewport().removeEventFilter(order)
 
 
+class _PaintedRegions(pg.QtCore.QObject):
+    """Collects the viewport rectangles that its object's paint events repaint."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rects: list = []
+
+    def eventFilter(self, _obj, event):  # noqa: N802 (Qt's name)
+        if event.type() == event.Type.Paint:
+            self.rects.extend(event.region())
+        return False
+
+
+def test_a_zoom_while_another_plots_repaint_is_pending_is_repainted(qtbot):
+    # A redraw of one plot of a view leaves the view ignoring scene changes until its repaint
+    # (a millisecond later). A wheel zoom on the other plot in that window was dropped: that
+    # plot stayed as it was until something repainted it (after a run, the next interaction).
+    from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.panels.refresh import RefreshScheduler, RefreshThrottle
+
+    w = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(w)
+    w.resize(420, 480)
+    top, bottom = w.addPlot(row=0, col=0), w.addPlot(row=1, col=0)
+    curve = top.plot([0, 1], [0, 1])
+    bottom.plot([0, 1, 2], [2, 0, 1])
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.wait(50)
+    painted = _PaintedRegions()
+    w.viewport().installEventFilter(painted)
+    where = w.mapFromScene(bottom.vb.sceneBoundingRect().center())
+    before = bottom.vb.viewRange()
+
+    def zoom_bottom() -> None:  # input that arrives while the top plot's repaint is pending
+        painted.rects.clear()
+        event = QWheelEvent(QPointF(where), QPointF(w.viewport().mapToGlobal(where)), QPoint(0, 0),
+                            QPoint(0, 120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                            Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(w.viewport(), event)
+
+    def redraw() -> None:
+        curve.setData([0, 1, 2], [1, 0, 1])
+        QTimer.singleShot(0, zoom_bottom)  # runs before the throttle's paint timer
+
+    throttle = RefreshThrottle(redraw, scheduler=RefreshScheduler(), view=w,
+                               region=top.sceneBoundingRect)
+    throttle.mark_dirty()
+    qtbot.waitUntil(lambda: bottom.vb.viewRange() != before, timeout=2000)  # it zoomed
+    qtbot.wait(100)
+    # The zoomed plot's axes too: their ticks follow the new range (its view box alone is
+    # repainted anyway, by pyqtgraph's transform update at the next paint).
+    for name in ("left", "bottom"):
+        axis = w.mapFromScene(bottom.getAxis(name).sceneBoundingRect().center())
+        assert any(r.contains(axis) for r in painted.rects), (name, axis, painted.rects)
+    w.viewport().removeEventFilter(painted)
+
+
 def test_both_axes_of_the_plane_move_in_one_range_change(qtbot):
     from explorer.panels.common import SettledRange, update_ranges
 
