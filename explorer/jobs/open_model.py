@@ -57,22 +57,23 @@ class PairDecoder:
         arr = np.asarray(z, dtype=np.float32)
         single = arr.ndim == 1
         arr = arr.reshape(1, -1) if single else arr
-        lo, hi = self.display_range
-        out = (self.pair.decode(np.ascontiguousarray(arr)) - np.float32(lo)) / np.float32(hi - lo)
-        out = np.fmin(np.fmax(out, np.float32(0.0)), np.float32(1.0)).astype(np.float32, copy=False)
+        out = np.array(self.pair.decode(np.ascontiguousarray(arr)), dtype=np.float32)
         return out.reshape(len(arr), *self.output_shape), single
 
     def decode(self, z: Any) -> np.ndarray:
         """Display-ready float32 values in [0, 1]; [N, *output_shape] (or one sample for z [d])."""
+        from models.io.onnx_runtime import to_display
+
         out, single = self._means(z)
+        out = to_display(out, self.display_range)
         return out[0] if single else out
 
     def decode_uint8(self, z: Any) -> np.ndarray:
         """Display-ready uint8 images [N, *image_shape] (or one image for z [d])."""
-        from models.io.onnx_runtime import to_images
+        from models.io.onnx_runtime import grey_levels
 
         out, single = self._means(z)
-        img = to_images((out * np.float32(255.0) + np.float32(0.5)).astype(np.uint8), self.output_shape)
+        img = grey_levels(out, self.display_range, self.output_shape)
         return img[0] if single else img
 
 

@@ -33,14 +33,13 @@ class SampleImages:
     description: str  # which validation rows
 
 
-def display_images(x: np.ndarray, data_shape: tuple[int, ...]) -> np.ndarray:
-    """Model-space rows in [0, 1] ([N, *data_shape]) as uint8 images, laid out as the ONNX
-    decoder's ``decode_uint8`` lays them out (``models.io.onnx_runtime.to_images``)."""
-    from models.io.onnx_runtime import to_images
+def display_images(x: np.ndarray, data_shape: tuple[int, ...],
+                   display_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Model-space rows ([N, *data_shape]) as uint8 images, shown and laid out as the run's
+    exported decoder's ``decode_uint8`` shows them (``models.io.onnx_runtime.grey_levels``)."""
+    from models.io.onnx_runtime import grey_levels
 
-    x = np.asarray(x, dtype=np.float32).reshape(len(x), *data_shape)
-    as_bytes = (np.clip(np.nan_to_num(x), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return to_images(as_bytes, data_shape)
+    return grey_levels(x, display_range, data_shape)
 
 
 def sample_images(run_path: str, n_reconstructions: int = N_RECONSTRUCTIONS,
@@ -50,13 +49,16 @@ def sample_images(run_path: str, n_reconstructions: int = N_RECONSTRUCTIONS,
     import torch
 
     from models.data import validation_rows
+    from models.data.preprocessing import trained_dequantized
     from models.io.runfile import RunReader
+    from models.latent.discrete import display_range
     from models.latent.geometry import prior_samples
 
     with RunReader(run_path) as reader:  # RunFileError: a run with no weights saved yet
         vae = reader.load_model("cpu").eval()
         step = int(reader.weights_step)
         rows = validation_rows(reader, max_samples=n_reconstructions, seed=seed)
+        shown = display_range(trained_dequantized(reader))  # as metadata_from_run exports it
     if state is not None:
         state.raise_if_interrupted()
     shape = tuple(vae.config.data_shape)
@@ -66,8 +68,9 @@ def sample_images(run_path: str, n_reconstructions: int = N_RECONSTRUCTIONS,
         recon = vae.decode(mu).numpy()
         z = torch.from_numpy(prior_samples(n_prior, vae.latent_dim, seed))
         prior = vae.decode(z).numpy()
-    return SampleImages(run_path, step, display_images(rows.x, shape), display_images(recon, shape),
-                        display_images(prior, shape), rows.description)
+    return SampleImages(run_path, step, display_images(rows.x, shape, shown),
+                        display_images(recon, shape, shown), display_images(prior, shape, shown),
+                        rows.description)
 
 
 def samples_task(state: TaskState, run_path: str) -> SampleImages:

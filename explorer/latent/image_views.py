@@ -166,10 +166,7 @@ class SampleView(ImagePlot):
 
     def _as_image(self, row: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """A data row in the decoder's display layout and range, as uint8."""
-        from models.io.onnx_runtime import to_images
+        from models.io.onnx_runtime import grey_levels
 
-        lo, hi = getattr(self.space.decoder, "display_range", (0.0, 1.0))
-        x = (np.asarray(row, dtype=np.float32).reshape(1, *self.space.output_shape) - lo) / (hi - lo)
-        x = (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        img = to_images(x, self.space.output_shape)[0]
-        return img.reshape(shape)
+        shown = getattr(self.space.decoder, "display_range", (0.0, 1.0))
+        return grey_levels(row, shown, self.space.output_shape)[0].reshape(shape)

@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from models.data.preprocessing import trained_dequantized
 from models.errors import ExportError
 from models.io.onnx_runtime import FORMAT_VERSION, META_PREFIX
+from models.latent import discrete
 from models.latent.stats import collapsed_from_activity
 from models.nn.vae import VAE
 
@@ -88,8 +90,9 @@ def shareable_dataset_name(info: Mapping[str, Any], spec: str | None = None) -> 
 
 
 def metadata_from_run(reader: Any) -> dict[str, Any]:
-    """Run-level metadata from a :class:`models.io.runfile.RunReader`: data set, pixel scaling and
-    the last validation ELBO, rate, distortion, KL per dimension and collapsed dimensions.
+    """Run-level metadata from a :class:`models.io.runfile.RunReader`: data set, pixel scaling
+    (and the display range of a model of dequantised bytes, ``discrete.display_range``) and the
+    last validation ELBO, rate, distortion, KL per dimension and collapsed dimensions.
 
     All figures are in nats per sample, from the last epoch that has them; ``metrics_epoch`` says
     which (None and no figures when the run has not finished an epoch).
@@ -105,6 +108,8 @@ def metadata_from_run(reader: Any) -> dict[str, Any]:
     weights_step = getattr(reader, "weights_step", None)
     if isinstance(weights_step, int | np.integer) and weights_step >= 0:
         meta["weights_step"] = int(weights_step)
+    if trained_dequantized(reader):  # its means lie in the bins of (k + u) / 256, not at k / 255
+        meta["display_range"] = list(discrete.display_range(True))
     if "binarize" in info or reader.config.model.likelihood == "bernoulli":
         meta["binarize"] = info.get("binarize", reader.config.train.binarize)
     epochs = reader.epochs() or {}

@@ -123,6 +123,30 @@ def to_images(x: np.ndarray, output_shape: Sequence[int]) -> np.ndarray:
 
 
 
+def to_display(out: np.ndarray, display_range: tuple[float, float], top: float = 1.0) -> np.ndarray:
+    """A float32 array mapped from ``display_range`` (the values shown as black and white) to
+    [0, top], in place: values beyond it are clipped, NaN (a broken third-party model) becomes 0.
+    With ``top`` 255, 0.5 is added too, so that truncation to uint8 rounds (:func:`grey_levels`)."""
+    lo, hi = display_range
+    if (lo, hi) != (0.0, 1.0):
+        np.subtract(out, np.float32(lo), out=out)
+        np.multiply(out, np.float32(top / (hi - lo)), out=out)
+    elif top != 1.0:
+        np.multiply(out, np.float32(top), out=out)
+    if top != 1.0:
+        np.add(out, np.float32(0.5), out=out)
+    np.fmax(out, np.float32(0.0), out=out)  # fmax/fmin, unlike clip, turn NaN into a bound
+    np.fmin(out, np.float32(top), out=out)
+    return out
+
+
+def grey_levels(x: Any, display_range: tuple[float, float], output_shape: Sequence[int]) -> np.ndarray:
+    """Rows [N, *output_shape] of model-space values as uint8 images ([N, H, W] grey or
+    [N, H, W, 3]): ``display_range`` shown as 0 and 255, rounded, laid out by :func:`to_images`."""
+    out = np.array(x, dtype=np.float32).reshape(-1, *output_shape)  # a copy: mapped in place
+    return to_images(to_display(out, display_range, 255.0).astype(np.uint8), output_shape)
+
+
 # --------------------------------------------------------------------------- decoder
 class OnnxDecoder:
     """An ONNX decoder z [N, d] -> x [N, *output_shape], run by onnxruntime on the CPU.
@@ -237,9 +261,6 @@ class OnnxDecoder:
         del data
         self.display_range = _checked_range(self.path, *self._find_display_range())
         lo, hi = self.display_range
-        self._identity_range = lo == 0.0 and hi == 1.0
-        self._scale = np.float32(1.0 / (hi - lo))
-        self._offset = np.float32(lo)
 
     # ------------------------------------------------------------------ internals
     def _run(self, z: np.ndarray) -> np.ndarray:
@@ -366,24 +387,14 @@ class OnnxDecoder:
         return out[0] if single else out
 
     def _display(self, z: Any, top: float) -> tuple[np.ndarray, bool]:
-        """Decode and map display_range to [0, top] in place (top 255: plus 0.5, for rounding
-        by truncation). NaN outputs (a broken third-party model) become 0, inf is clipped."""
+        """Decode and map display_range to [0, top] (:func:`to_display`)."""
         arr, single = self._prepare(z)
         out = self._run(arr)
         if out.dtype != np.float32:
             out = out.astype(np.float32)
         elif not out.flags.writeable:
             out = out.copy()
-        if not self._identity_range:
-            np.subtract(out, self._offset, out=out)
-            np.multiply(out, self._scale * np.float32(top), out=out)
-        elif top != 1.0:
-            np.multiply(out, np.float32(top), out=out)
-        if top != 1.0:
-            np.add(out, np.float32(0.5), out=out)
-        np.fmax(out, np.float32(0.0), out=out)  # fmax/fmin, unlike clip, turn NaN into a bound
-        np.fmin(out, np.float32(top), out=out)
-        return out, single
+        return to_display(out, self.display_range, top), single
 
     def decode(self, z: Any) -> np.ndarray:
         """Display-ready float32 values in [0, 1]: [N, *output_shape] for z [N, d], or one

@@ -54,6 +54,18 @@ def bin_log_volume(data_dim: int, dequantized: bool = True) -> float:
     return data_dim * LOG_BINS if dequantized else 0.0
 
 
+def display_range(dequantized: bool) -> tuple[float, float]:
+    """The model-space values shown as black and white (grey levels 0 and 255).
+
+    Data read as k / 255 are shown as they are, (0, 1). A model of bytes dequantised as
+    (k + u) / 256 holds level k in the bin [k, k + 1) / 256: the centres of the first and last
+    bins, 0.5 / 256 and 255.5 / 256, are black and white, so that a value v is shown as level
+    floor(256 v), the bin it lies in, and a bin's centre (k + 0.5) / 256 as k / 255. With (0, 1)
+    a value was up to half a level off its bin: 255 v against 256 v - 0.5.
+    """
+    return ((0.5 / BINS, (BINS - 0.5) / BINS) if dequantized else (0.0, 1.0))
+
+
 def unit_to_bytes(x: np.ndarray) -> np.ndarray:
     """Rows read as k / 255 (``Dataset.read`` of 8-bit data) back to their levels k, uint8."""
     return np.rint(np.asarray(x, dtype=np.float64) * 255.0).clip(0, 255).astype(np.uint8)

@@ -286,6 +286,35 @@ def test_the_samples_panel_shows_reconstructions_and_prior_samples(qtbot, two_ru
     panel.shutdown()
 
 
+def test_the_samples_of_a_run_on_dequantised_bytes_show_the_data_as_it_is(tmp_path, tiny_h5):
+    # A Gaussian on 8-bit data is validated on (k + u) / 256: shown with (0, 1) as black and
+    # white, those rows came out up to a level off the data (255 v rounded, not the bin of v).
+    import torch
+
+    from explorer.jobs.samples import sample_images
+    from models.config import ModelConfig, RunConfig, TrainConfig
+    from models.data import validation_rows
+    from models.io.run_callback import start_run
+    from models.io.runfile import RunReader
+
+    torch.set_num_threads(1)
+    path = str(tmp_path / "gauss.h5")
+    cfg = RunConfig(
+        model=ModelConfig(arch="mlp", data_shape=(1, 8, 8), latent_dim=2, hidden=(16,),
+                          likelihood="gaussian"),
+        train=TrainConfig(data=f"{tiny_h5}:images", epochs=1, batch_size=20, log_every=5),
+    )
+    assert start_run(cfg, path, device="cpu").run().status == "finished"
+    shown = sample_images(path, n_reconstructions=8, n_prior=2)
+    with RunReader(path) as reader:
+        rows = validation_rows(reader, max_samples=8, seed=0)
+    with h5py.File(tiny_h5, "r") as f:
+        data = f["images"][np.sort(rows.indices)]
+    order = np.argsort(np.argsort(rows.indices))
+    np.testing.assert_array_equal(shown.originals, data[order])  # every pixel its own level
+    assert shown.reconstructions.shape == (8, 8, 8) and shown.prior.shape == (2, 8, 8)
+
+
 def test_a_hidden_samples_tab_waits_and_catches_up_when_shown(qtbot, two_runs):
     # Hidden behind the curves, the panel decoded each epoch anyway: work nobody saw, and the
     # first decode imports torch in the GUI's process (an event-loop stall of ~0.5 s mid-run).

@@ -379,6 +379,30 @@ def test_metadata_from_run_takes_the_last_finished_epoch() -> None:
     assert meta["objective"]["beta"] == 2.0
 
 
+def test_a_decoder_of_dequantised_bytes_shows_its_values_in_their_bins(tmp_path) -> None:
+    # A Gaussian trained on 8-bit data sees (k + u) / 256: its exported decoder says which
+    # values are black and white, so decode_uint8 shows v as the level of its bin, floor(256 v).
+    from models.latent.discrete import LikelihoodKind, display_range
+
+    reader = _fake_reader([-5.0], [[1.0, 1.0, 1.0]])
+    reader.config = RunConfig(model=ModelConfig(latent_dim=3, hidden=(16,), likelihood="gaussian"),
+                              train=TrainConfig(data="mnist"))
+    assert "display_range" not in metadata_from_run(reader)  # an older file: trained on k / 255
+    reader.dataset_info = {**reader.dataset_info, "likelihood_kind": LikelihoodKind.DISCRETE.value}
+    meta = metadata_from_run(reader)
+    assert meta["display_range"] == [0.5 / 256, 255.5 / 256]
+    vae = _trained_like(reader.config.model, seed=2)
+    export_decoder(vae, tmp_path / "dec.onnx", meta)
+    dec = OnnxDecoder(tmp_path / "dec.onnx")
+    assert dec.display_range == display_range(True)
+    z = np.random.default_rng(1).standard_normal((64, 3)).astype(np.float32)
+    raw = dec.decode_raw(z).reshape(64, -1).astype(np.float64)
+    bins = np.clip(np.floor(256 * raw), 0, 255)
+    inside = np.abs(256 * raw - np.rint(256 * raw)) > 1e-3  # not on a bin's edge (float32)
+    assert inside.mean() > 0.9
+    np.testing.assert_array_equal(dec.decode_uint8(z).reshape(64, -1)[inside], bins[inside])
+
+
 def test_metadata_names_an_hdf5_data_set_by_its_base_name(tmp_path) -> None:
     """A shared file must not carry the sender's directories: ``dataset`` is the HDF5 file's base
     name and the array path, as the run file's real data-set description gives them."""

@@ -435,3 +435,32 @@ def test_refusals_work_without_torch(tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("refused: ") and "junk.onnx" in proc.stdout
+
+
+# --------------------------------------------------------------------------- grey levels
+def test_a_model_of_dequantised_bytes_shows_each_value_as_its_bin() -> None:
+    # Trained on (k + u) / 256, a model's values lie in the bins of the levels k. Shown with
+    # (0, 1) as black and white, 255 v rounded put up to half a level off the bin: v just
+    # under 1/256 (bin 0) was shown as level 1.
+    from models.io.onnx_runtime import grey_levels, to_display
+    from models.latent.discrete import display_range
+
+    k = np.arange(256)
+    u = np.random.default_rng(3).uniform(0.01, 0.99, (40, 256))
+    v = ((k + u) / 256).astype(np.float32)
+    shown = display_range(True)
+    np.testing.assert_array_equal(grey_levels(v, shown, (256,)).reshape(v.shape), np.broadcast_to(k, v.shape))
+    centres = ((k + 0.5) / 256).astype(np.float32)
+    np.testing.assert_allclose(to_display(centres.copy(), shown), k / 255, atol=1e-6)  # as the data
+    old = grey_levels(v, (0.0, 1.0), (256,)).reshape(v.shape)
+    assert (old != k).any()  # what (0, 1) showed: the test tells the two apart
+    assert display_range(False) == (0.0, 1.0)  # data read as k / 255 are shown as they are
+
+
+def test_grey_levels_clip_and_show_nan_as_black() -> None:
+    from models.io.onnx_runtime import grey_levels
+
+    x = np.array([[-1.0, np.nan, 0.25, 2.0, np.inf, -np.inf]], np.float32)
+    np.testing.assert_array_equal(grey_levels(x, (0.0, 1.0), (6,)).ravel(), [0, 0, 64, 255, 255, 0])
+    np.testing.assert_array_equal(grey_levels(x, (-1.0, 3.0), (6,)).ravel(), [0, 0, 80, 191, 255, 0])
+    assert x[0, 2] == np.float32(0.25)  # the caller's array is left as it was
